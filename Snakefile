@@ -1,0 +1,30 @@
+# The whole DAG. `snakemake --cores 2` builds `rule all`; `dvc.yaml` is generated from this file
+# (`wsss dag dvc`). Configuration: params.yaml, validated by wsss.config (unknown keys, wrong types
+# and out-of-range values stop the run with the offending key named).
+import os
+import uuid
+
+from snakemake.utils import min_version
+
+from wsss.workflow import rule_params, shell_overrides, workflow_config
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+CFG, OVERRIDES = workflow_config(config)
+SET = shell_overrides(OVERRIDES)
+os.environ.setdefault("WSSS_PIPELINE_ID", uuid.uuid4().hex)
+
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/evaluate.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "data/prepared/voc",
+        "data/prepared/sod",

@@ -1,0 +1,115 @@
+"""Benchmark: mIoU of label PNGs on VOC train (1,464 masks), whole process, ours vs SEAM.
+
+Writes a degraded copy of the ground truth (shifted masks, swapped classes, dropped blocks;
+no 255, so both tools agree on every pixel) to a temporary folder, then times, as whole
+processes (median of ``--repeats`` runs after one warm-up):
+
+(a) ``wsss.metrics.segmentation.evaluate_label_dirs`` called from ``python -c``;
+(b) with ``--seam-dir``, SEAM's official ``evaluation.py`` (YudeWang/SEAM), run unmodified.
+
+Both must give the same mIoU to 1e-6. Prints JSON (images/s and the ratio).
+
+    python benchmarks/bench_evaluate.py --seam-dir /path/to/SEAM
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from wsss.io import read_label_png, save_label_png  # noqa: E402
+from wsss.metrics.segmentation import read_id_list  # noqa: E402
+
+OURS = """
+import json, sys
+from wsss.metrics.segmentation import evaluate_label_dirs
+result = evaluate_label_dirs(sys.argv[1], sys.argv[2], sys.argv[3], workers=int(sys.argv[4]))
+print(json.dumps({"miou": result["miou"], "count": result["count"]}))
+"""
+
+
+def degrade(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A plausible wrong prediction: shifted mask, sometimes a swapped class, a dropped block."""
+    pred = np.where(gt == 255, 0, gt).astype(np.uint8)
+    dy, dx = rng.integers(-12, 13, size=2)
+    pred = np.roll(pred, (dy, dx), axis=(0, 1))
+    if rng.random() < 0.25:
+        present = np.unique(pred[pred > 0])
+        if present.size:
+            pred[pred == rng.choice(present)] = rng.integers(1, 21)
+    h, w = pred.shape
+    y, x = rng.integers(0, h // 2), rng.integers(0, w // 2)
+    pred[y:y + h // 4, x:x + w // 4] = 0
+    return pred
+
+
+def time_runs(command: list[str], repeats: int, env: dict) -> tuple[list[float], str]:
+    subprocess.run(command, check=True, capture_output=True, env=env)  # warm-up (page cache)
+    times, output = [], ""
+    for _ in range(repeats):
+        start = time.perf_counter()
+        done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+        times.append(time.perf_counter() - start)
+        output = done.stdout
+    return times, output
+
+
+def summary(times: list[float], images: int) -> dict:
+    median = statistics.median(times)
+    return {"runs_s": [round(t, 3) for t in times], "median_s": round(median, 3), "img_per_s": round(images / median, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--voc", type=Path, default=ROOT.parent / "shared/data/voc2012",
+                        help="VOC folder with SegmentationClassAug/ and ImageSets/Segmentation/")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--seam-dir", type=Path, help="a checkout of YudeWang/SEAM (its evaluation.py is run as is)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    list_file = args.voc / "ImageSets/Segmentation" / f"{args.split}.txt"
+    gt_dir = args.voc / "SegmentationClassAug"
+    ids = read_id_list(list_file)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+
+    with tempfile.TemporaryDirectory(prefix="bench_evaluate.") as tmp:
+        pred_dir = Path(tmp) / "pred"
+        pred_dir.mkdir()
+        rng = np.random.default_rng(0)
+        for image_id in ids:
+            save_label_png(pred_dir / f"{image_id}.png", degrade(read_label_png(gt_dir / f"{image_id}.png"), rng))
+
+        ours_cmd = [sys.executable, "-c", OURS, str(pred_dir), str(gt_dir), str(list_file), str(args.workers)]
+        times, output = time_runs(ours_cmd, args.repeats, env)
+        ours = json.loads(output)
+        report = {"images": len(ids), "split": args.split, "workers": args.workers,
+                  "ours": {**summary(times, len(ids)), "miou": ours["miou"]}}
+
+        if args.seam_dir:
+            log = Path(tmp) / "seam_log.txt"
+            seam_cmd = [sys.executable, str(args.seam_dir / "evaluation.py"), "--list", str(list_file),
+                        "--predict_dir", str(pred_dir), "--gt_dir", str(gt_dir), "--logfile", str(log),
+                        "--comment", "bench", "--type", "png"]
+            times, _ = time_runs(seam_cmd, args.repeats, env)
+            last = log.read_text().strip().splitlines()[-2]  # writelog: "<key>:<value>  ..." then a rule
+            seam_miou = float(dict(item.split(":", 1) for item in last.split())["mIoU"]) / 100
+            report["seam"] = {**summary(times, len(ids)), "miou": seam_miou}
+            report["speedup"] = round(report["ours"]["img_per_s"] / report["seam"]["img_per_s"], 2)
+            assert abs(seam_miou - ours["miou"]) < 1e-6, f"mIoU differs: ours {ours['miou']}, SEAM {seam_miou}"
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

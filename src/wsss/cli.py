@@ -1,0 +1,153 @@
+"""The ``wsss`` command: one subcommand per pipeline stage, plus the evaluation and DAG tools.
+
+Every stage reads ``params.yaml`` (``--params``) and accepts ``--set key.path=value`` overrides.
+Stage modules are imported only when their command runs, so light commands start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default="params.yaml", help="the configuration file (default: params.yaml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a configuration key, e.g. --set train_cls.lr=0.05 (repeatable)")
+
+
+def _flag_overrides(args: argparse.Namespace, section: str, names: tuple[str, ...]) -> list[str]:
+    """Explicit flags (``--seed 3``) as ``--set`` overrides of their config section."""
+    return [f"{section}.{name}={getattr(args, name)}" for name in names if getattr(args, name) is not None]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wsss", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="datasets: synthetic benchmarks, prepare, download").add_subparsers(
+        dest="data_command", required=True)
+    synth_voc = data.add_parser("synth-voc", help="write the synthetic VOC2012-layout benchmark")
+    synth_voc.add_argument("--out", required=True, type=Path)
+    for name in ("seed", "train", "val", "train_aug", "size"):
+        synth_voc.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int)
+    synth_voc.add_argument("--workers", type=int, default=2)
+    _config_args(synth_voc)
+
+    synth_sod = data.add_parser("synth-sod", help="write the synthetic DUTS-TR / ECSSD-style benchmark")
+    synth_sod.add_argument("--out", required=True, type=Path)
+    for name in ("seed", "train", "test", "size"):
+        synth_sod.add_argument(f"--{name}", dest=name, type=int)
+    synth_sod.add_argument("--workers", type=int, default=2)
+    _config_args(synth_sod)
+
+    for name, what in (("prepare-voc", "VOC2012 (+ SBD train_aug)"), ("prepare-sod", "the SOD sets")):
+        prepare = data.add_parser(name, help=f"validate {what} and write split lists and labels")
+        prepare.add_argument("--out", required=True, type=Path)
+        prepare.add_argument("--workers", type=int, default=2)
+        prepare.add_argument("--download", action="store_true", help="fetch missing data from the official addresses")
+        _config_args(prepare)
+
+    download = data.add_parser("download", help="download and verify a dataset archive")
+    download.add_argument("resource", help="voc2012 | sbd | duts-tr | duts-te")
+    download.add_argument("--dest", type=Path, default=Path("data/raw"))
+
+    evaluate = commands.add_parser("evaluate", help="score any method's outputs").add_subparsers(
+        dest="evaluate_command", required=True)
+    seg = evaluate.add_parser("segmentation", help="mIoU of PNG label maps or of CAMs (with a threshold sweep)")
+    seg.add_argument("--pred", required=True, type=Path, help="folder of PNG predictions (or CAM files with --cams)")
+    seg.add_argument("--gt", required=True, type=Path, help="folder of ground-truth label PNGs")
+    seg.add_argument("--list", type=Path, help="ids to score, one per line (default: every prediction)")
+    seg.add_argument("--out", required=True, type=Path, help="JSON file for the scores")
+    seg.add_argument("--cams", action="store_true", help="--pred holds CAMs (.npz, or psa/SEAM/irn .npy dicts)")
+    seg.add_argument("--bg-threshold", type=float, help="background score of CAMs (default: evaluate.bg_threshold)")
+    seg.add_argument("--bg-thresholds", help="sweep START:STOP:STEP (default: evaluate.bg_sweep)")
+    seg.add_argument("--plot", type=Path, help="also save the per-class IoU plot here")
+    _eval_args(seg)
+
+    sal = evaluate.add_parser("saliency", help="MAE, F, E, S measures of saliency maps (pysodmetrics)")
+    sal.add_argument("--pred", required=True, type=Path)
+    sal.add_argument("--gt", required=True, type=Path)
+    sal.add_argument("--out", required=True, type=Path)
+    sal.add_argument("--name", help="dataset name for the table and MLflow (default: the --gt folder's parent)")
+    sal.add_argument("--plot", type=Path, help="also save the PR and F-threshold curves here")
+    _eval_args(sal)
+
+    config = commands.add_parser("config", help="print the resolved configuration")
+    _config_args(config)
+
+    dag = commands.add_parser("dag", help="the DAG's DVC view").add_subparsers(dest="dag_command", required=True)
+    dvc = dag.add_parser("dvc", help="write dvc.yaml from the Snakefile")
+    dvc.add_argument("--check", action="store_true", help="fail if dvc.yaml differs instead of writing it")
+    dvc.add_argument("targets", nargs="*", help="Snakemake targets (default: rule all)")
+    return parser
+
+
+def _eval_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, help="processes (default: evaluate.workers)")
+    parser.add_argument("--method", default="", help="method name for the MLflow tags")
+    parser.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    _config_args(parser)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from wsss.data.download import DownloadError
+
+    try:
+        return _dispatch(args) or 0
+    except (ValueError, FileNotFoundError, DownloadError) as error:  # ConfigError and DatasetError are ValueErrors
+        print(f"wsss: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int | None:
+    if args.command == "data":
+        if args.data_command in ("synth-voc", "synth-sod"):
+            from wsss.stages import synth
+
+            section = args.data_command.replace("-", "_")
+            names = ("seed", "train", "val", "train_aug", "size") if section == "synth_voc" else ("seed", "train", "test", "size")
+            args.overrides += _flag_overrides(args, section, names)
+            return synth.run(args, section)
+        if args.data_command == "prepare-voc":
+            from wsss.stages import prepare_voc
+
+            return prepare_voc.run(args)
+        if args.data_command == "prepare-sod":
+            from wsss.stages import prepare_sod
+
+            return prepare_sod.run(args)
+        if args.data_command == "download":
+            from wsss.data.download import download
+
+            download(args.resource, args.dest)
+            return 0
+    if args.command == "evaluate":
+        from wsss.stages import evaluate
+
+        return evaluate.run(args)
+    if args.command == "config":
+        import yaml
+
+        from wsss.config import load_config
+
+        print(yaml.safe_dump(load_config(args.params, args.overrides).to_dict(), sort_keys=False), end="")
+        return 0
+    if args.command == "dag":
+        from wsss.workflow import render_dvc_yaml
+
+        text = render_dvc_yaml(args.targets)
+        if args.check:
+            if Path("dvc.yaml").read_text() != text:
+                print("dvc.yaml is out of date with the Snakefile: run `wsss dag dvc`", file=sys.stderr)
+                return 1
+            return 0
+        Path("dvc.yaml").write_text(text)
+        return 0
+    raise AssertionError(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

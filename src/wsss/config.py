@@ -1,0 +1,417 @@
+"""Typed configuration: ``params.yaml`` → validated, frozen dataclasses.
+
+``params.yaml`` is the one configuration of Snakemake (``configfile:``), DVC (``params:``) and the
+CLI. Its top-level sections hold the published settings of the papers (``../shared/reference``);
+``profiles.<name>`` holds overrides, and the key ``profile`` picks one (``smoke`` shrinks the
+pipeline to the synthetic CPU benchmark). ``--set a.b=value`` overrides come last.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from wsss.data.synth_sod import SynthSODConfig
+from wsss.data.synth_voc import SynthVOCConfig
+
+PROFILES = ("smoke", "paper")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, naming the offending key."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    device: Literal["auto", "cpu", "cuda"]
+    precision: Literal["auto", "fp32", "bf16", "fp16"]
+    workers: int
+
+    def __post_init__(self):
+        _require(self.workers >= 0, f"workers must be >= 0, got {self.workers}")
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class VOCDataConfig:
+    """Where VOC2012 (+ SBD for train_aug) lives and how image-level labels are derived."""
+
+    root: str
+    sbd_root: str
+    label_source: str
+    download: bool
+
+    def __post_init__(self):
+        _require(bool(self.root), "root must not be empty")
+        _require(self.label_source in ("xml", "mask") or self.label_source.endswith(".npy"),
+                 f"label_source must be 'xml', 'mask' or a path to a cls_labels .npy file, got {self.label_source!r}")
+
+
+@dataclass(frozen=True)
+class SODDataConfig:
+    """Where the saliency datasets live (one folder per set under ``root``)."""
+
+    root: str
+    train_sets: tuple[str, ...]
+    test_sets: tuple[str, ...]
+    download: bool
+
+    def __post_init__(self):
+        _require(bool(self.root), "root must not be empty")
+        _require(len(self.train_sets) > 0, "train_sets must name at least one dataset")
+        _require(len(self.test_sets) > 0, "test_sets must name at least one dataset")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Segmentation scoring: background score for CAMs and the threshold sweep (SEAM evaluation.py)."""
+
+    bg_threshold: float
+    bg_sweep: tuple[float, float, float]
+    workers: int
+
+    def __post_init__(self):
+        _require(0.0 <= self.bg_threshold <= 1.0, f"bg_threshold must be in [0, 1], got {self.bg_threshold}")
+        start, stop, step = self.bg_sweep
+        _require(0.0 <= start < stop <= 1.0 and step > 0,
+                 f"bg_sweep must be [start, stop, step] with 0 <= start < stop <= 1 and step > 0, got {list(self.bg_sweep)}")
+        _require(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
+
+
+@dataclass(frozen=True)
+class TrainClsConfig:
+    """CAM classifier training (psa/SEAM train_cls; reference §2)."""
+
+    backbone: Literal["resnet38d", "resnet50", "resnet101", "small"]
+    weights: str
+    crop: int
+    batch: int
+    epochs: int
+    lr: float
+    weight_decay: float
+    momentum: float
+    poly_power: float
+    polyoptimizer_bug: bool
+    resize_long: tuple[int, int]
+    color_jitter: tuple[float, float, float, float]
+
+    def __post_init__(self):
+        _require(self.crop >= 16, f"crop must be >= 16, got {self.crop}")
+        _require(self.batch >= 1, f"batch must be >= 1, got {self.batch}")
+        _require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        _require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        _require(0 < self.resize_long[0] <= self.resize_long[1],
+                 f"resize_long must be [low, high] with 0 < low <= high, got {list(self.resize_long)}")
+
+
+@dataclass(frozen=True)
+class InferCamConfig:
+    """Multi-scale, flipped CAM inference (reference §4)."""
+
+    scales: tuple[float, ...]
+    flip: bool
+    norm: Literal["max", "minmax"]
+
+    def __post_init__(self):
+        _require(len(self.scales) > 0 and all(s > 0 for s in self.scales), f"scales must be positive, got {list(self.scales)}")
+
+
+@dataclass(frozen=True)
+class CRFConfig:
+    """Dense CRF on CAMs: unary from [(1 - max)^alpha ; CAMs] (psa/SEAM imutils.crf_inference; reference §6)."""
+
+    alpha_low: float
+    alpha_high: float
+    iterations: int
+    gaussian_sxy: float
+    gaussian_compat: float
+    bilateral_sxy: float
+    bilateral_srgb: float
+    bilateral_compat: float
+
+    def __post_init__(self):
+        _require(0 < self.alpha_low <= self.alpha_high, f"need 0 < alpha_low <= alpha_high, got {self.alpha_low}, {self.alpha_high}")
+        _require(self.iterations >= 1, f"iterations must be >= 1, got {self.iterations}")
+
+
+@dataclass(frozen=True)
+class TrainSegConfig:
+    """DeepLab retraining on pseudo labels (reference §9)."""
+
+    arch: Literal["deeplab_v2", "deeplab_v1"]
+    backbone: Literal["resnet101", "resnet38d", "resnet50", "small"]
+    weights: str
+    crop: int
+    batch: int
+    iterations: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    scale_range: tuple[float, float]
+    test_scales: tuple[float, ...]
+    test_flip: bool
+    test_crf: bool
+
+    def __post_init__(self):
+        _require(self.crop >= 16, f"crop must be >= 16, got {self.crop}")
+        _require(self.batch >= 1, f"batch must be >= 1, got {self.batch}")
+        _require(self.iterations >= 1, f"iterations must be >= 1, got {self.iterations}")
+        _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _require(0 < self.scale_range[0] <= self.scale_range[1], f"scale_range must be [low, high], got {list(self.scale_range)}")
+
+
+@dataclass(frozen=True)
+class SEAMConfig:
+    """SEAM's siamese training (reference §3: train_SEAM.py)."""
+
+    rescale: float
+    ohem_ratio: float
+    er_weight: float
+    ecr_weight: float
+    official_detach: bool
+    min_pool_loss: bool
+
+    def __post_init__(self):
+        _require(0 < self.rescale < 1 or 1 < self.rescale <= 4, f"rescale must be a non-identity factor in (0, 4], got {self.rescale}")
+        _require(0 < self.ohem_ratio <= 1, f"ohem_ratio must be in (0, 1], got {self.ohem_ratio}")
+
+
+@dataclass(frozen=True)
+class SCCAMConfig:
+    """SC-CAM sub-category clustering rounds (reference §7)."""
+
+    clusters: int
+    rounds: int
+    subcls_weight: float
+    epochs: int
+
+    def __post_init__(self):
+        _require(self.clusters >= 2, f"clusters must be >= 2, got {self.clusters}")
+        _require(self.rounds >= 1, f"rounds must be >= 1, got {self.rounds}")
+
+
+@dataclass(frozen=True)
+class LDFConfig:
+    """LDF training and testing (ldf.md §4–5)."""
+
+    backbone: Literal["resnet50", "small"]
+    weights: str
+    batch: int
+    epochs: int
+    lr: float
+    backbone_lr_factor: float
+    momentum: float
+    weight_decay: float
+    train_sizes: tuple[int, ...]
+    test_size: int
+    two_stage: bool
+
+    def __post_init__(self):
+        _require(self.batch >= 1, f"batch must be >= 1, got {self.batch}")
+        _require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _require(len(self.train_sizes) > 0 and min(self.train_sizes) >= 16, f"train_sizes must be >= 16, got {list(self.train_sizes)}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The resolved configuration of one pipeline invocation."""
+
+    profile: Literal["smoke", "paper"]
+    seed: int
+    runtime: RuntimeConfig
+    tracking: TrackingConfig
+    voc: VOCDataConfig
+    sod: SODDataConfig
+    synth_voc: SynthVOCConfig
+    synth_sod: SynthSODConfig
+    evaluate: EvaluateConfig
+    train_cls: TrainClsConfig
+    infer_cam: InferCamConfig
+    crf: CRFConfig
+    train_seg: TrainSegConfig
+    seam: SEAMConfig
+    sccam: SCCAMConfig
+    ldf: LDFConfig
+
+    @property
+    def voc_dataset(self) -> str:
+        """Dataset name used in experiment names and result paths."""
+        return "synthetic-voc" if self.profile == "smoke" else "voc2012"
+
+    @property
+    def sod_dataset(self) -> str:
+        return "synthetic-sod" if self.profile == "smoke" else "duts"
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(dataclasses.asdict(self))
+
+
+def _to_plain(value):
+    if isinstance(value, dict):
+        return {key: _to_plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(item) for item in value]
+    return value
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Return ``base`` with ``override`` merged in recursively (mappings merge, other values replace)."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def parse_override(text: str) -> dict:
+    """``"a.b=value"`` → ``{"a": {"b": value}}`` with the value parsed as YAML (``0.1``, ``true``, ``[1, 2]``)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.path=value")
+    key, raw = text.split("=", 1)
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({error})") from error
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
+def read_params(path: str | Path) -> dict:
+    """Read a params YAML file, with errors naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from error
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def resolve(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Merge the selected profile and the ``--set`` overrides into ``raw`` and validate the result."""
+    override = {}
+    for text in overrides:
+        override = deep_merge(override, parse_override(text))
+    chosen = deep_merge(raw, override)
+    profile = chosen.get("profile")
+    if profile not in PROFILES:
+        raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+    profiles = chosen.pop("profiles", {}) or {}
+    unknown = sorted(set(profiles) - set(PROFILES))
+    if unknown:
+        raise ConfigError(f"profiles.{unknown[0]}: unknown profile (known: {', '.join(PROFILES)})")
+    resolved = deep_merge(deep_merge(chosen, profiles.get(profile) or {}), override)
+    return build(Config, resolved, "")
+
+
+def load_config(path: str | Path = "params.yaml", overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read and resolve ``params.yaml``: the one entry point of every stage."""
+    try:
+        return resolve(read_params(path), overrides)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def build(cls, data: Any, key: str):
+    """Build dataclass ``cls`` from ``data``, checking unknown keys, types and ranges."""
+    where = key or "the top level"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    fields = {field.name: field for field in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{_join(key, unknown[0])}: unknown key (known: {', '.join(fields)})")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, field in fields.items():
+        path = _join(key, name)
+        if name not in data:
+            has_default = field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
+            if has_default:
+                continue
+            raise ConfigError(f"{path}: missing key")
+        values[name] = _convert(hints[name], data[name], path)
+    try:
+        return cls(**values)
+    except ValueError as error:
+        message = str(error)
+        raise ConfigError(message if key and message.startswith(key + ".") else _join(key, message)) from None
+
+
+def _join(key: str, name: str) -> str:
+    return f"{key}.{name}" if key else name
+
+
+def _convert(hint, value, path: str):
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, path)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(f"{path}: must be one of {', '.join(map(str, choices))}, got {value!r}")
+        return value
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], item, f"{path}[{i}]") for i, item in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{path}: expected a list of {len(args)} values, got {len(value)}")
+        return tuple(_convert(arg, item, f"{path}[{i}]") for i, (arg, item) in enumerate(zip(args, value)))
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            try:
+                return _convert(arg, value, path)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{path}: {value!r} does not match {hint}")
+    if hint is type(None):
+        if value is not None:
+            raise ConfigError(f"{path}: expected null, got {value!r}")
+        return None
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{path}: unsupported type {hint}")

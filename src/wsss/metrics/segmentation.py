@@ -1,0 +1,261 @@
+"""Semantic segmentation metrics: one confusion matrix over the whole set, mIoU, CAM sweeps.
+
+Conventions (wsss-methods.md §5):
+
+* The confusion (rows = ground truth, columns = prediction, int64) is accumulated over the
+  whole image list, not averaged per image (SEAM ``evaluation.py``, irn ``eval_sem_seg.py``
+  via chainercv). SEAM counts in int32, which nearly overflows on train_aug's background.
+* Ground-truth 255 (void) pixels are ignored. A predicted 255 counts as background, as irn
+  ``eval_sem_seg.py`` does (SEAM's script counts it as no class at all, i.e. only as a miss).
+* IoU_c = TP / (TP + FP + FN). A class absent from both ground truth and prediction has an
+  undefined IoU (``None`` in the results) and is left out of the mean, like chainercv's
+  ``nanmean``; SEAM's ``+1e-10`` would count it as 0. When every class occurs in the
+  ground truth (VOC train and val), both give the same mIoU.
+* CAMs are turned into labels as in SEAM ``evaluation.py --type npy``: argmax over a constant
+  background score ``t`` and the CAMs of the present classes; at equal scores the lower index
+  wins, so background wins a tie with a foreground class. The sweep over ``t`` follows
+  ``evaluation.py --curve`` (t = 0.00 ... 0.59).
+
+Images are decoded in worker processes (PNG decoding is the cost); this module imports only
+numpy and PIL so that a whole evaluation process starts fast.
+"""
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from wsss.data.cam_files import cam_path, load_cams
+from wsss.data.classes import IGNORE_INDEX, NUM_VOC_CLASSES, VOC_CLASSES
+from wsss.io import read_label_png
+
+CHUNK = 32  # images per worker task
+
+IdList = Sequence[str] | str | Path | None
+
+
+def scores(confusion, class_names: Sequence[str] = VOC_CLASSES) -> dict:
+    """mIoU (fraction), per-class IoU, precision and recall from a C×C confusion (rows = GT)."""
+    confusion = np.asarray(confusion, dtype=np.int64)
+    if confusion.sum() == 0:
+        raise ValueError("empty confusion matrix: no labelled pixel was evaluated")
+    iou, precision, recall = _rates(confusion)
+    return {
+        "miou": float(np.nanmean(iou)),
+        "per_class": _by_name(iou, class_names),
+        "precision": _by_name(precision, class_names),
+        "recall": _by_name(recall, class_names),
+        "confusion": confusion.tolist(),
+    }
+
+
+def evaluate_label_dirs(pred_dir: str | Path, gt_dir: str | Path, ids: IdList = None,
+                        num_classes: int = NUM_VOC_CLASSES, workers: int = 2,
+                        class_names: Sequence[str] | None = None) -> dict:
+    """Score label PNGs ``<pred_dir>/<id>.png`` against ``<gt_dir>/<id>.png``.
+
+    ``ids``: a list of ids, the path of a list file (one id per line), or None for every GT
+    stem that has a prediction. Returns ``scores(...)`` plus ``count``.
+    """
+    ids = _resolve_ids(ids, gt_dir, pred_dir)
+    pairs = _pairs(ids, pred_dir, ".png", gt_dir)
+    work = partial(_label_chunk, num_classes=num_classes)
+    confusion = sum(map_chunks(work, pairs, workers))
+    return {**scores(confusion, _names(class_names, num_classes)), "count": len(pairs)}
+
+
+def evaluate_cam_dir(cam_dir: str | Path, gt_dir: str | Path, ids: IdList = None,
+                     bg_threshold: float = 0.26, sweep: tuple[float, float, float] | None = (0.0, 0.6, 0.01),
+                     workers: int = 2) -> dict:
+    """Score CAM files (``<id>.npz`` or psa/SEAM/irn ``<id>.npy``) against VOC label PNGs.
+
+    The scores at ``bg_threshold`` (SEAM's ``out_cam_pred_alpha`` 0.26; psa 0.2, irn 0.15)
+    come first; ``sweep = (start, stop, step)``, stop excluded, adds ``sweep`` (a list of
+    ``{threshold, miou}``), ``best_threshold`` and ``best_miou``. All thresholds are scored in
+    one pass over the images.
+    """
+    grid = sweep_thresholds(*sweep) if sweep is not None else []
+    thresholds = sorted({*grid, round(float(bg_threshold), 6)})
+    ids = _resolve_ids(ids, gt_dir, cam_dir)
+    pairs = [(cam_path(cam_dir, image_id), path) for image_id, path in _gt_paths(ids, gt_dir)]
+    work = partial(_cam_chunk, thresholds=np.array(thresholds, dtype=np.float32))
+    confusions = _sweep_confusions(sum(map_chunks(work, pairs, workers)))
+
+    at = thresholds.index(round(float(bg_threshold), 6))
+    result = {"bg_threshold": thresholds[at], **scores(confusions[at]), "count": len(pairs)}
+    if grid:
+        iou, _, _ = _rates(confusions)
+        mious = np.nanmean(iou, axis=1)
+        curve = [{"threshold": t, "miou": float(mious[thresholds.index(t)])} for t in grid]
+        best = max(curve, key=lambda point: point["miou"])  # first maximum: the lowest threshold
+        result.update(sweep=curve, best_threshold=best["threshold"], best_miou=best["miou"])
+    return result
+
+
+def sweep_thresholds(start: float, stop: float, step: float) -> list[float]:
+    """Thresholds start, start + step, ... below stop, rounded to 6 decimals (0.0, 0.6, 0.01 → 60 values)."""
+    if step <= 0 or stop <= start:
+        raise ValueError(f"bad threshold sweep ({start}, {stop}, {step}): need start < stop and step > 0")
+    count = int(np.ceil(round((stop - start) / step, 6)))
+    return [round(start + i * step, 6) for i in range(count)]
+
+
+def read_id_list(path: str | Path) -> list[str]:
+    """Ids from a VOC list file: the first token of every non-empty line."""
+    ids = [line.split()[0] for line in Path(path).read_text().splitlines() if line.strip()]
+    if not ids:
+        raise ValueError(f"{path}: empty id list")
+    return ids
+
+
+# -- confusions -------------------------------------------------------------------------------
+
+def label_confusion(pred: np.ndarray, gt: np.ndarray, num_classes: int = NUM_VOC_CLASSES) -> np.ndarray:
+    """C×C int64 confusion of one uint8 label pair (GT 255 ignored, predicted 255 → background)."""
+    hist = _joint_histogram(pred, gt, ("prediction", "ground truth"))
+    _check_values(hist, num_classes, ("prediction", "ground truth"))
+    return _fold(hist, num_classes)
+
+
+def _joint_histogram(pred: np.ndarray, gt: np.ndarray, names: tuple) -> np.ndarray:
+    """256×256 counts of (gt, pred) value pairs: one bincount over ``gt·256 + pred``."""
+    if pred.shape != gt.shape:
+        raise ValueError(f"size mismatch: {names[0]} is {pred.shape[::-1]} (W×H) but {names[1]} is {gt.shape[::-1]}")
+    code = gt.astype(np.uint16)
+    code <<= 8
+    code |= pred
+    return np.bincount(code.reshape(-1), minlength=256 * 256).reshape(256, 256)
+
+
+def _check_values(hist: np.ndarray, num_classes: int, names: tuple) -> None:
+    """Raise if a (gt, pred) histogram holds a label outside 0..C-1 and 255."""
+    for present, name in ((hist[num_classes:IGNORE_INDEX].any(axis=1), names[1]),
+                          (hist[:, num_classes:IGNORE_INDEX].any(axis=0), names[0])):
+        if present.any():
+            bad = (np.flatnonzero(present) + num_classes).tolist()
+            raise ValueError(f"{name}: label values {bad} outside 0..{num_classes - 1} and {IGNORE_INDEX}")
+
+
+def _fold(hist: np.ndarray, num_classes: int) -> np.ndarray:
+    """Drop GT-void rows, count predicted 255 as background (irn eval_sem_seg.py)."""
+    confusion = hist[:num_classes, :num_classes].copy()
+    confusion[:, 0] += hist[:num_classes, IGNORE_INDEX]
+    return confusion
+
+
+def _label_chunk(pairs: list[tuple[Path, Path]], num_classes: int) -> np.ndarray:
+    """Confusion of a chunk; label values are checked on the chunk's sum, per file only on failure."""
+    total = np.zeros((256, 256), dtype=np.int64)
+    for pred_path, gt_path in pairs:
+        total += _joint_histogram(read_label_png(pred_path), read_label_png(gt_path), (pred_path, gt_path))
+    try:
+        _check_values(total, num_classes, ("a prediction", "a ground truth"))
+    except ValueError:  # rare: find the file to name
+        for pred_path, gt_path in pairs:
+            hist = _joint_histogram(read_label_png(pred_path), read_label_png(gt_path), (pred_path, gt_path))
+            _check_values(hist, num_classes, (pred_path, gt_path))
+        raise
+    return _fold(total, num_classes)
+
+
+def _cam_chunk(pairs: list[tuple[Path, Path]], thresholds: np.ndarray) -> np.ndarray:
+    """Counts ``[level, gt, best class]`` where ``level`` = how many thresholds lie below the best CAM score.
+
+    At threshold index k a pixel is predicted as its best class if k < level (the class
+    score beats t), else as background (t ≥ score: background wins ties). One bincount per
+    image covers every threshold; ``_sweep_confusions`` turns the counts into confusions.
+    """
+    c = NUM_VOC_CLASSES
+    total = np.zeros((len(thresholds) + 1) * c * c, dtype=np.int64)
+    for path, gt_path in pairs:
+        keys, cams = load_cams(path)
+        gt = read_label_png(gt_path)
+        if cams.shape[1:] != gt.shape:
+            raise ValueError(f"size mismatch: CAM {path} is {cams.shape[:0:-1]} (W×H) but ground truth {gt_path} is {gt.shape[::-1]}")
+        bad = (gt >= c) & (gt != IGNORE_INDEX)
+        if bad.any():
+            raise ValueError(f"{gt_path}: label values {np.unique(gt[bad]).tolist()} outside 0..{c - 1} and {IGNORE_INDEX}")
+        valid = gt != IGNORE_INDEX
+        if keys.size:
+            scores_ = cams[:, valid]
+            best = keys[scores_.argmax(axis=0)]  # first maximum: the lower class index
+            level = np.searchsorted(thresholds, scores_.max(axis=0), side="left")
+        else:
+            best = level = np.zeros(int(valid.sum()), dtype=np.int64)
+        total += np.bincount((level * c + gt[valid]) * c + best, minlength=total.size)
+    return total.reshape(len(thresholds) + 1, c, c)
+
+
+def _sweep_confusions(counts: np.ndarray) -> np.ndarray:
+    """T×C×C confusions from the ``[level, gt, class]`` counts of ``_cam_chunk``."""
+    at_or_below = np.cumsum(counts, axis=0)[:-1]  # pixels that are background at threshold k
+    confusions = counts.sum(axis=0) - at_or_below
+    confusions[..., 0] += at_or_below.sum(axis=2)
+    return confusions
+
+
+def _rates(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """IoU, precision and recall per class (NaN where undefined) of (..., C, C) confusions."""
+    tp = np.diagonal(confusion, axis1=-2, axis2=-1).astype(np.float64)
+    gt_total = confusion.sum(axis=-1)
+    pred_total = confusion.sum(axis=-2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return tp / (gt_total + pred_total - tp), tp / pred_total, tp / gt_total
+
+
+def _by_name(values: np.ndarray, names: Sequence[str]) -> dict:
+    return {name: None if np.isnan(v) else float(v) for name, v in zip(names, values, strict=True)}
+
+
+def _names(class_names: Sequence[str] | None, num_classes: int) -> Sequence[str]:
+    if class_names is not None:
+        return class_names
+    return VOC_CLASSES if num_classes == NUM_VOC_CLASSES else [str(i) for i in range(num_classes)]
+
+
+# -- files and workers ------------------------------------------------------------------------
+
+def _resolve_ids(ids: IdList, gt_dir: str | Path, pred_dir: str | Path) -> list[str]:
+    if isinstance(ids, (str, Path)):
+        return read_id_list(ids)
+    if ids is not None:
+        if not ids:
+            raise ValueError("empty id list")
+        return list(ids)
+    predicted = {name.rsplit(".", 1)[0] for name in os.listdir(pred_dir)}
+    found = sorted(name[:-4] for name in os.listdir(gt_dir) if name.endswith(".png") and name[:-4] in predicted)
+    if not found:
+        raise ValueError(f"no ground-truth PNG in {gt_dir} has a prediction in {pred_dir}")
+    return found
+
+
+def _gt_paths(ids: list[str], gt_dir: str | Path) -> list[tuple[str, Path]]:
+    paths = [(image_id, Path(gt_dir) / f"{image_id}.png") for image_id in ids]
+    _require([path for _, path in paths], "ground truth")
+    return paths
+
+
+def _pairs(ids: list[str], pred_dir: str | Path, suffix: str, gt_dir: str | Path) -> list[tuple[Path, Path]]:
+    preds = [Path(pred_dir) / f"{image_id}{suffix}" for image_id in ids]
+    _require(preds, "prediction")
+    return list(zip(preds, (path for _, path in _gt_paths(ids, gt_dir))))
+
+
+def _require(paths: list[Path], what: str) -> None:
+    missing = [path for path in paths if not os.path.isfile(path)]
+    if missing:
+        raise FileNotFoundError(f"missing {what} {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+
+
+def map_chunks(work: Callable, items: list, workers: int, chunk: int = CHUNK) -> list:
+    """``work`` applied to chunks of ``items``, in a pool of ``workers`` forked processes when > 1."""
+    chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
+    if workers <= 1 or len(chunks) == 1:
+        return [work(chunk) for chunk in chunks]
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    with context.Pool(min(workers, len(chunks))) as pool:
+        return list(pool.imap_unordered(work, chunks))

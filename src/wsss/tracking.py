@@ -1,0 +1,143 @@
+"""MLflow tracking: one run per stage execution (DESIGN.md, "MLflow").
+
+The store is ``sqlite:///mlflow.db`` in the working directory unless ``MLFLOW_TRACKING_URI`` is
+set. Every run carries the tags stage, method, dataset, profile, git commit and dirty flag, the
+DVC hash of its input data and a pipeline id shared by one invocation (``WSSS_PIPELINE_ID``, set
+by the Snakefile). Under DDP only rank 0 logs. ``mlflow`` is imported lazily: it costs a second.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import yaml
+
+if TYPE_CHECKING:
+    from wsss.config import Config
+
+PIPELINE_ID_ENV = "WSSS_PIPELINE_ID"
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+def is_rank_zero() -> bool:
+    """True outside DDP and on rank 0 under ``torchrun``."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def git_state(cwd: str | Path = ".") -> tuple[str, bool]:
+    """The current commit and whether the work tree has uncommitted changes ("unknown" outside git)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                                capture_output=True, text=True, check=True).stdout
+        return commit, bool(status.strip())
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", False
+
+
+def dvc_hash(path: str | Path, lock_file: str | Path = "dvc.lock") -> str:
+    """The md5 DVC recorded for ``path`` in ``dvc.lock`` ("untracked" when it has none)."""
+    lock_file = Path(lock_file)
+    if not lock_file.is_file():
+        return "untracked"
+    target = Path(path).as_posix().rstrip("/")
+    stages = (yaml.safe_load(lock_file.read_text()) or {}).get("stages", {})
+    for stage in stages.values():
+        for entry in stage.get("outs", []) + stage.get("deps", []):
+            if entry.get("path", "").rstrip("/") == target and "md5" in entry:
+                return entry["md5"]
+    return "untracked"
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, str]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": "1"}`` for MLflow params."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+class StageRun:
+    """What a stage logs to: a thin wrapper that is a no-op when tracking is off or rank > 0."""
+
+    def __init__(self, mlflow_module=None):
+        self._mlflow = mlflow_module
+
+    @property
+    def active(self) -> bool:
+        return self._mlflow is not None
+
+    @property
+    def run_id(self) -> str | None:
+        return self._mlflow.active_run().info.run_id if self._mlflow else None
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if self._mlflow:
+            self._mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, step=step)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        if self._mlflow:
+            self._mlflow.log_artifact(str(path), artifact_path)
+
+    def log_dict(self, data: dict, artifact_file: str) -> None:
+        if self._mlflow:
+            self._mlflow.log_dict(data, artifact_file)
+
+    def log_figure(self, figure, artifact_file: str) -> None:
+        if self._mlflow:
+            self._mlflow.log_figure(figure, artifact_file)
+
+
+@contextmanager
+def stage_run(stage: str, *, pipeline: str, dataset: str, profile: str, params: dict | None = None,
+              method: str = "", data_paths: tuple[str, ...] = (), enabled: bool = True,
+              system_metrics: bool = False) -> Iterator[StageRun]:
+    """Open the MLflow run of one stage execution in experiment ``<pipeline>/<dataset>``."""
+    if not (enabled and is_rank_zero()):
+        yield StageRun()
+        return
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_experiment(f"{pipeline}/{dataset}")
+    commit, dirty = git_state()
+    tags = {
+        "stage": stage,
+        "method": method or "none",
+        "dataset": dataset,
+        "profile": profile,
+        "git_commit": commit,
+        "git_dirty": str(dirty).lower(),
+        "pipeline_id": os.environ.get(PIPELINE_ID_ENV) or uuid.uuid4().hex,
+        "data_hash": ",".join(f"{path}:{dvc_hash(path)}" for path in data_paths) or "none",
+    }
+    with mlflow.start_run(run_name=f"{stage}{'-' + method if method else ''}", tags=tags,
+                          log_system_metrics=system_metrics):
+        if params:
+            mlflow.log_params(flatten(params))
+            mlflow.log_dict(params, "config.yaml")
+        yield StageRun(mlflow)
+
+
+@contextmanager
+def config_stage_run(cfg: Config, stage: str, *, pipeline: str, method: str = "",
+                     data_paths: tuple[str, ...] = (), system_metrics: bool = False) -> Iterator[StageRun]:
+    """``stage_run`` with tags and params taken from the resolved configuration."""
+    dataset = cfg.voc_dataset if pipeline == "wsss" else cfg.sod_dataset
+    with stage_run(stage, pipeline=pipeline, dataset=dataset, profile=cfg.profile, params=cfg.to_dict(),
+                   method=method, data_paths=data_paths, enabled=cfg.tracking.enabled,
+                   system_metrics=system_metrics) as run:
+        yield run

@@ -1,0 +1,125 @@
+"""Glue between the Snakefile, DVC and the typed configuration.
+
+Snakemake is the single source of truth of the DAG: ``dvc.yaml`` is generated from it
+(``wsss dag dvc``), one DVC stage per Snakemake job, whose command asks Snakemake for that job's
+outputs. ``STAGE_PARAMS`` names the ``params.yaml`` sections each rule reads; the Snakefile passes
+them through ``params:`` (so editing one key reruns only the rules that read it) and DVC lists the
+same keys, so both runners invalidate the same stages.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from wsss.config import Config, deep_merge, read_params, resolve
+
+STAGE_PARAMS: dict[str, tuple[str, ...]] = {
+    "synth_voc": ("synth_voc",),
+    "synth_sod": ("synth_sod",),
+    "prepare_voc": ("voc",),
+    "prepare_sod": ("sod",),
+}
+
+DVC_HEADER = "# Generated from the Snakefile by `wsss dag dvc`; do not edit (tests/test_dag.py checks it).\n"
+
+
+def workflow_config(snakemake_config: dict, params_file: str | Path = "params.yaml") -> tuple[Config, list[str]]:
+    """The resolved configuration of a Snakemake run and the ``--set`` overrides that reproduce it.
+
+    Snakemake's ``config`` is ``params.yaml`` merged with ``--config``; the difference from the file
+    is handed to every ``wsss`` command, so ``snakemake --config profile=paper`` reaches the stages.
+    """
+    on_disk = read_params(params_file)
+    overrides = [f"{key}={value}" for key, value in _differences(on_disk, deep_merge(on_disk, snakemake_config))]
+    return resolve(on_disk, overrides), overrides
+
+
+def _differences(base, changed, prefix: str = ""):
+    for key, value in changed.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            yield from _differences(base[key], value, f"{name}.")
+        elif base.get(key, object()) != value:
+            yield name, yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("\n...")
+
+
+def shell_overrides(overrides: list[str]) -> str:
+    """``--set`` flags for a shell command line, each quoted for the shell."""
+    import shlex
+
+    return " ".join(f"--set {shlex.quote(item)}" for item in overrides)
+
+
+def rule_params(cfg: Config, rule: str) -> dict:
+    """The resolved config sections a rule reads (Snakemake's params trigger reruns it when they change)."""
+    resolved = cfg.to_dict()
+    return {section: resolved[section] for section in STAGE_PARAMS.get(rule, ())}
+
+
+def snakemake_jobs(targets: list[str], snakefile: str | Path = "Snakefile", cwd: str | Path = ".") -> list[dict]:
+    """Every job Snakemake would run to build ``targets`` from scratch: rule, inputs, outputs."""
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--detailed-summary",
+               "--cores", "1", "--forceall", *(targets or ["all"])]
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"snakemake --detailed-summary failed:\n{result.stderr[-3000:]}")
+    rows = list(csv.DictReader(io.StringIO(result.stdout), delimiter="\t"))
+    jobs: dict[str, dict] = {}
+    for row in rows:
+        rule = row["rule"]
+        if rule in ("-", ""):
+            continue
+        job = jobs.setdefault(rule, {"rule": rule, "inputs": set(), "outputs": set()})
+        job["outputs"].add(row["output_file"])
+        job["inputs"].update(item for item in row["input-file(s)"].split(",") if item and item != "-")
+    return [dict(job, inputs=sorted(job["inputs"]), outputs=sorted(job["outputs"])) for job in jobs.values()]
+
+
+def dvc_stages(jobs: list[dict], raw_params: dict) -> dict:
+    """One DVC stage per Snakemake job: ``snakemake`` builds its outputs; deps, params and outs match.
+
+    Code is not a dependency in either runner (Snakemake's code trigger covers only a rule's own
+    shell command): after changing library code, rerun with ``snakemake -R <rule>`` or
+    ``dvc repro -f <stage>``.
+    """
+    stages = {}
+    for job in sorted(jobs, key=lambda job: job["rule"]):
+        rule = job["rule"]
+        metrics = [path for path in job["outputs"] if path.startswith("results/") and path.endswith(".json")]
+        outs = [path for path in job["outputs"] if path not in metrics]
+        stage = {
+            "cmd": f"snakemake --cores all {' '.join(job['outputs'])}",
+            "params": _param_keys(rule, raw_params),
+        }
+        if job["inputs"]:
+            stage["deps"] = job["inputs"]
+        if outs:
+            stage["outs"] = outs
+        if metrics:
+            stage["metrics"] = [{path: {"cache": False}} for path in metrics]
+        stages[rule] = stage
+    return {"stages": stages}
+
+
+def _param_keys(rule: str, raw_params: dict) -> list[str]:
+    """The rule's sections, their profile overrides, and ``profile`` when some profile overrides them.
+
+    These are exactly the keys whose change alters the resolved sections that Snakemake's params
+    trigger compares, so both runners rerun the same stages.
+    """
+    sections = STAGE_PARAMS.get(rule, ())
+    overridden = [f"profiles.{profile}.{section}" for section in sections
+                  for profile, overrides in (raw_params.get("profiles") or {}).items() if section in (overrides or {})]
+    return (["profile"] if overridden else []) + list(sections) + overridden
+
+
+def render_dvc_yaml(targets: list[str], params_file: str | Path = "params.yaml") -> str:
+    """The text of ``dvc.yaml`` for ``targets`` (default: Snakemake's ``rule all``)."""
+    stages = dvc_stages(snakemake_jobs(targets), read_params(params_file))
+    return DVC_HEADER + yaml.safe_dump(stages, sort_keys=False, width=200)

@@ -1,0 +1,96 @@
+"""params.yaml → typed config: profiles, overrides, and errors that name the key."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from wsss.config import ConfigError, load_config, parse_override, read_params, resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = ROOT / "params.yaml"
+
+
+def raw_params() -> dict:
+    return read_params(PARAMS)
+
+
+def test_smoke_profile_overrides_paper_settings():
+    smoke = resolve(raw_params())
+    paper = resolve(raw_params(), ["profile=paper"])
+    assert smoke.profile == "smoke" and paper.profile == "paper"
+    assert smoke.voc.root == "data/synth/voc" and paper.voc.root == "data/raw/VOCdevkit/VOC2012"
+    assert smoke.train_cls.backbone == "small" and paper.train_cls.backbone == "resnet38d"
+    # keys the smoke profile leaves alone keep the published value
+    assert smoke.train_cls.lr == paper.train_cls.lr == 0.1
+    assert smoke.voc_dataset == "synthetic-voc" and paper.voc_dataset == "voc2012"
+
+
+def test_paper_profile_carries_published_settings():
+    paper = resolve(raw_params(), ["profile=paper"])
+    assert paper.infer_cam.scales == (0.5, 1.0, 1.5, 2.0)
+    assert (paper.crf.alpha_low, paper.crf.alpha_high, paper.crf.iterations) == (4.0, 24.0, 10)
+    assert (paper.crf.bilateral_sxy, paper.crf.bilateral_srgb, paper.crf.bilateral_compat) == (80.0, 13.0, 10.0)
+    assert paper.train_cls.crop == 448 and paper.train_cls.poly_power == 0.9
+    assert paper.seam.rescale == 0.3 and paper.seam.ohem_ratio == 0.2
+    assert paper.ldf.train_sizes == (224, 256, 288, 320, 352) and paper.ldf.epochs == 48
+    assert paper.evaluate.bg_sweep == (0.0, 0.6, 0.01)
+
+
+def test_set_overrides_win_over_the_profile():
+    cfg = resolve(raw_params(), ["train_cls.crop=64", "train_cls.color_jitter=[0, 0, 0, 0]"])
+    assert cfg.train_cls.crop == 64
+    assert cfg.train_cls.color_jitter == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_override_values_are_yaml():
+    assert parse_override("a.b=0.5") == {"a": {"b": 0.5}}
+    assert parse_override("flag=true") == {"flag": True}
+    assert parse_override("x=[1, 2]") == {"x": [1, 2]}
+    with pytest.raises(ConfigError, match="key.path=value"):
+        parse_override("novalue")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train_cls.lrr=0.1", r"train_cls\.lrr: unknown key"),
+        ("bogus=1", r"bogus: unknown key"),
+        ("train_cls.batch=eight", r"train_cls\.batch: expected an integer"),
+        ("train_cls.batch=true", r"train_cls\.batch: expected an integer"),
+        ("train_cls.lr=-1", r"train_cls\.lr must be > 0"),
+        ("infer_cam.norm=mean", r"infer_cam\.norm: must be one of max, minmax"),
+        ("train_cls.resize_long=[1, 2, 3]", r"train_cls\.resize_long: expected a list of 2 values"),
+        ("evaluate.bg_threshold=1.5", r"evaluate\.bg_threshold must be in \[0, 1\]"),
+        ("profile=huge", r"profile must be one of smoke, paper"),
+        ("synth_voc.train=0", r"synth_voc\.train"),
+    ],
+)
+def test_bad_values_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve(raw_params(), [override])
+
+
+def test_missing_key_is_named(tmp_path):
+    data = raw_params()
+    del data["crf"]["iterations"]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"params\.yaml: crf\.iterations: missing key"):
+        load_config(path)
+
+
+def test_unreadable_params_file_is_named(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("profile: [smoke\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_unknown_profile_section_is_an_error():
+    data = raw_params()
+    data["profiles"]["fast"] = {}
+    with pytest.raises(ConfigError, match="profiles.fast: unknown profile"):
+        resolve(data)

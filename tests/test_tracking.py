@@ -1,0 +1,57 @@
+"""One MLflow run per stage execution, with the tags DESIGN.md lists; rank > 0 and disabled runs log nothing."""
+
+import mlflow
+import yaml
+
+from wsss.config import read_params, resolve
+from wsss.tracking import config_stage_run, dvc_hash, flatten, stage_run
+
+from conftest import ROOT
+
+
+def runs(uri):
+    client = mlflow.MlflowClient(uri)
+    experiments = client.search_experiments()
+    return [run for exp in experiments for run in client.search_runs([exp.experiment_id])]
+
+
+def test_stage_run_logs_tags_params_and_metrics(mlflow_uri, monkeypatch):
+    monkeypatch.setenv("WSSS_PIPELINE_ID", "pipe-123")
+    cfg = resolve(read_params(ROOT / "params.yaml"))
+    with config_stage_run(cfg, "prepare_voc", pipeline="wsss", method="cam") as run:
+        assert run.active
+        run.log_metrics({"images_per_s": 12.5})
+    [logged] = runs(mlflow_uri)
+    tags = logged.data.tags
+    assert tags["stage"] == "prepare_voc" and tags["method"] == "cam"
+    assert tags["dataset"] == "synthetic-voc" and tags["profile"] == "smoke"
+    assert tags["pipeline_id"] == "pipe-123"
+    assert len(tags["git_commit"]) in (40, 7) or tags["git_commit"] == "unknown"
+    assert tags["git_dirty"] in ("true", "false")
+    assert logged.data.params["train_cls.lr"] == "0.1"
+    assert logged.data.metrics["images_per_s"] == 12.5
+    experiment = mlflow.MlflowClient(mlflow_uri).get_experiment(logged.info.experiment_id)
+    assert experiment.name == "wsss/synthetic-voc"
+
+
+def test_nothing_is_logged_when_disabled_or_not_rank_zero(mlflow_uri, monkeypatch):
+    with stage_run("x", pipeline="wsss", dataset="d", profile="smoke", enabled=False) as run:
+        assert not run.active
+        run.log_metrics({"a": 1.0})
+    monkeypatch.setenv("RANK", "1")
+    with stage_run("x", pipeline="wsss", dataset="d", profile="smoke") as run:
+        assert not run.active
+    assert runs(mlflow_uri) == []
+
+
+def test_dvc_hash_reads_the_lock_file(tmp_path):
+    lock = tmp_path / "dvc.lock"
+    lock.write_text(yaml.safe_dump({"schema": "2.0", "stages": {"synth_voc": {
+        "cmd": "x", "outs": [{"path": "data/synth/voc", "md5": "abc.dir"}]}}}))
+    assert dvc_hash("data/synth/voc", lock) == "abc.dir"
+    assert dvc_hash("data/other", lock) == "untracked"
+    assert dvc_hash("data/synth/voc", tmp_path / "absent.lock") == "untracked"
+
+
+def test_flatten_nested_params():
+    assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": "x"}) == {"a.b": "1", "a.c": "[1, 2]", "d": "x"}

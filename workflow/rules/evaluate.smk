@@ -1,0 +1,59 @@
+# Evaluation rules for any method's outputs: CAMs and label maps scored on VOC train (pseudo-label
+# quality, the field's protocol), and saliency maps on each SOD test set. The method stages
+# produce their inputs; `{method}` names the method (cam, seam, sccam, ...).
+
+VOC_GT = f"{CFG.voc.root}/SegmentationClass"
+
+
+rule eval_cam:
+    input:
+        cams="data/cams/{method}",
+        voc="data/prepared/voc",
+    output:
+        f"results/{CFG.voc_dataset}/{{method}}/cam_miou.json",
+    params:
+        cfg=rule_params(CFG, "eval_cam"),
+    threads: 2
+    log:
+        "logs/eval_cam/{method}.log",
+    benchmark:
+        "logs/benchmark/eval_cam/{method}.tsv"
+    shell:
+        "wsss evaluate segmentation --cams --pred {input.cams} --gt {VOC_GT} --list {input.voc}/train.txt"
+        " --method {wildcards.method} --workers {threads} --out {output} {SET} > {log} 2>&1"
+
+
+rule eval_labels:
+    input:
+        labels="data/labels/{method}/{kind}",
+        voc="data/prepared/voc",
+    output:
+        f"results/{CFG.voc_dataset}/{{method}}/{{kind}}_miou.json",
+    params:
+        cfg=rule_params(CFG, "eval_labels"),
+    threads: 2
+    log:
+        "logs/eval_labels/{method}_{kind}.log",
+    benchmark:
+        "logs/benchmark/eval_labels/{method}_{kind}.tsv"
+    shell:
+        "wsss evaluate segmentation --pred {input.labels} --gt {VOC_GT} --list {input.voc}/train.txt"
+        " --method {wildcards.method} --workers {threads} --out {output} {SET} > {log} 2>&1"
+
+
+rule eval_saliency:
+    input:
+        maps="data/saliency/{method}/{dataset}",
+        sod="data/prepared/sod",
+    output:
+        f"results/{CFG.sod_dataset}/{{method}}/{{dataset}}.json",
+    params:
+        cfg=rule_params(CFG, "eval_saliency"),
+    threads: 2
+    log:
+        "logs/eval_saliency/{method}_{dataset}.log",
+    benchmark:
+        "logs/benchmark/eval_saliency/{method}_{dataset}.tsv"
+    shell:
+        "wsss evaluate saliency --pred {input.maps} --gt {CFG.sod.root}/{wildcards.dataset} --name {wildcards.dataset}"
+        " --method {wildcards.method} --workers {threads} --out {output} {SET} > {log} 2>&1"
