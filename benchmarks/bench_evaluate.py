@@ -53,15 +53,18 @@ def degrade(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return pred
 
 
-def time_runs(command: list[str], repeats: int, env: dict) -> tuple[list[float], str]:
-    subprocess.run(command, check=True, capture_output=True, env=env)  # warm-up (page cache)
-    times, output = [], ""
+def time_runs(commands: dict[str, list[str]], repeats: int, env: dict) -> tuple[dict, dict]:
+    """Wall times of whole processes, interleaved so that machine load hits every tool alike."""
+    for command in commands.values():
+        subprocess.run(command, check=True, capture_output=True, env=env)  # warm-up (page cache)
+    times, outputs = {name: [] for name in commands}, {}
     for _ in range(repeats):
-        start = time.perf_counter()
-        done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
-        times.append(time.perf_counter() - start)
-        output = done.stdout
-    return times, output
+        for name, command in commands.items():
+            start = time.perf_counter()
+            done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+            times[name].append(time.perf_counter() - start)
+            outputs[name] = done.stdout
+    return times, outputs
 
 
 def summary(times: list[float], images: int) -> dict:
@@ -91,21 +94,21 @@ def main() -> None:
         for image_id in ids:
             save_label_png(pred_dir / f"{image_id}.png", degrade(read_label_png(gt_dir / f"{image_id}.png"), rng))
 
-        ours_cmd = [sys.executable, "-c", OURS, str(pred_dir), str(gt_dir), str(list_file), str(args.workers)]
-        times, output = time_runs(ours_cmd, args.repeats, env)
-        ours = json.loads(output)
-        report = {"images": len(ids), "split": args.split, "workers": args.workers,
-                  "ours": {**summary(times, len(ids)), "miou": ours["miou"]}}
-
+        commands = {"ours": [sys.executable, "-c", OURS, str(pred_dir), str(gt_dir), str(list_file), str(args.workers)]}
+        log = Path(tmp) / "seam_log.txt"
         if args.seam_dir:
-            log = Path(tmp) / "seam_log.txt"
-            seam_cmd = [sys.executable, str(args.seam_dir / "evaluation.py"), "--list", str(list_file),
-                        "--predict_dir", str(pred_dir), "--gt_dir", str(gt_dir), "--logfile", str(log),
-                        "--comment", "bench", "--type", "png"]
-            times, _ = time_runs(seam_cmd, args.repeats, env)
+            commands["seam"] = [sys.executable, str(args.seam_dir / "evaluation.py"), "--list", str(list_file),
+                                "--predict_dir", str(pred_dir), "--gt_dir", str(gt_dir), "--logfile", str(log),
+                                "--comment", "bench", "--type", "png"]
+        times, outputs = time_runs(commands, args.repeats, env)
+        ours = json.loads(outputs["ours"])
+        report = {"images": len(ids), "split": args.split, "workers": args.workers, "cpus": os.cpu_count(),
+                  "load_average_1min": round(os.getloadavg()[0], 2),
+                  "ours": {**summary(times["ours"], len(ids)), "miou": ours["miou"]}}
+        if args.seam_dir:
             last = log.read_text().strip().splitlines()[-2]  # writelog: "<key>:<value>  ..." then a rule
             seam_miou = float(dict(item.split(":", 1) for item in last.split())["mIoU"]) / 100
-            report["seam"] = {**summary(times, len(ids)), "miou": seam_miou}
+            report["seam"] = {**summary(times["seam"], len(ids)), "miou": seam_miou}
             report["speedup"] = round(report["ours"]["img_per_s"] / report["seam"]["img_per_s"], 2)
             assert abs(seam_miou - ours["miou"]) < 1e-6, f"mIoU differs: ours {ours['miou']}, SEAM {seam_miou}"
     print(json.dumps(report, indent=2))

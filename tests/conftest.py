@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.io
 from PIL import Image
 
 from wsss.io import save_label_png
@@ -64,6 +65,17 @@ def write_voc_tree(root: Path, samples=TINY_VOC, splits=TINY_SPLITS, mask_dir="S
     return root
 
 
+def write_sbd(root, masks, train, val):
+    """SBD's dataset/ folder: cls/<id>.mat with a GTcls struct, train.txt, val.txt."""
+    (root / "cls").mkdir(parents=True)
+    for image_id, mask in masks.items():
+        gt = {"Segmentation": mask, "CategoriesPresent": np.unique(mask[(mask > 0) & (mask < 255)])}
+        scipy.io.savemat(root / "cls" / f"{image_id}.mat", {"GTcls": gt})
+    (root / "train.txt").write_text("\n".join(train) + "\n")
+    (root / "val.txt").write_text("\n".join(val) + "\n")
+    return root
+
+
 @pytest.fixture
 def voc_root(tmp_path) -> Path:
     return write_voc_tree(tmp_path / "VOC2012")
@@ -75,3 +87,32 @@ def shared_voc() -> Path:
     if not root.is_dir():
         pytest.skip(f"real VOC reference data not found at {root} (only present next to the project's shared folder)")
     return root
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def migrated_mlflow_db(tmp_path_factory) -> Path:
+    """An MLflow sqlite store created once per session (creating one runs 1.5 s of migrations)."""
+    import mlflow
+
+    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path, monkeypatch, migrated_mlflow_db) -> str:
+    """A per-test copy of the migrated store, visible to this process and to subprocesses."""
+    import shutil
+
+    import mlflow
+
+    db = tmp_path / "mlflow.db"
+    shutil.copyfile(migrated_mlflow_db, db)
+    uri = f"sqlite:///{db}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    yield uri
+    mlflow.end_run()

@@ -10,7 +10,7 @@ from conftest import SHARED_DATA, write_image
 from wsss.data import sod
 
 
-def write_mask(path, size=(16,12), one_bit=False):
+def write_mask(path, size=(16, 12), one_bit=False):
     path.parent.mkdir(parents=True, exist_ok=True)
     mask = np.zeros((size[1], size[0]), np.uint8)
     mask[3:9, 4:12] = 255
@@ -27,7 +27,7 @@ def write_sod(root, name, names, image_dir="images", mask_dir="masks", ext=".jpg
 
 @pytest.mark.parametrize("image_dir,mask_dir,ext", [
     ("images", "masks", ".jpg"), ("image", "mask", ".png"), ("Imgs", "GT", ".jpg"),
-    ("ECSSD-Image", "ECSSD-Mask", ".jpg"),
+    ("ECSSD-Image", "ECSSD-Mask", ".jpg"), ("imgs", "gt", ".png"),
 ])
 def test_folder_styles(tmp_path, image_dir, mask_dir, ext):
     write_sod(tmp_path, "ECSSD", ["0002", "0001"], image_dir, mask_dir, ext)
@@ -77,6 +77,12 @@ def test_real_one_bit_masks(tmp_path):
 
 def _missing_folder(root):
     return root, "ECSSD", "ECSSD: SOD dataset folder missing", "cse.cuhk.edu.hk"
+
+
+def test_help_names_every_source(tmp_path):
+    message = sod.sod_help(tmp_path)
+    assert all(source in message for source in sod.SOD_SOURCES.values())
+    assert "wsss data prepare-sod --download" in message and str(tmp_path / "<NAME>") in message
 
 
 def _no_mask_folder(root):

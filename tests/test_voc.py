@@ -5,10 +5,9 @@ import shutil
 
 import numpy as np
 import pytest
-import scipy.io
 from PIL import Image
 
-from conftest import TINY_SPLITS, TINY_VOC, tiny_mask, write_image, write_voc_tree
+from conftest import TINY_SPLITS, TINY_VOC, tiny_mask, write_sbd, write_voc_tree
 from wsss.data import voc
 from wsss.data.classes import VOC_CLASSES
 from wsss.io import read_label_png, save_label_png
@@ -66,6 +65,7 @@ def test_missing_xml_falls_back_to_mask_with_warning(voc_root, tmp_path):
     with pytest.warns(UserWarning, match="1 ids have no Annotations"):
         summary = voc.prepare_voc(voc_root, tmp_path / "out", progress=False)
     assert summary["labels_differing_from_masks"] == 0
+    assert summary["labels_from_masks_for_missing_xml"] == 1
 
 
 def test_psa_style_list_lines(voc_root):
@@ -149,7 +149,7 @@ def test_mask_missing_outside_checked_splits_is_fine(voc_root, tmp_path):
     assert summary["masks_checked"] == 5
 
 
-@pytest.mark.parametrize("missing", ["", "JPEGImages", "ImageSets/Segmentation"])
+@pytest.mark.parametrize("missing", ["", "JPEGImages", "ImageSets/Segmentation", "SegmentationClass"])
 def test_missing_dataset_says_what_to_get(tmp_path, missing):
     root = write_voc_tree(tmp_path / "VOC2012") if missing else tmp_path / "nowhere"
     if missing:
@@ -159,7 +159,7 @@ def test_missing_dataset_says_what_to_get(tmp_path, missing):
     message = str(info.value)
     assert str(root) in message
     assert "VOCtrainval_11-May-2012.tar" in message and "benchmark.tgz" in message
-    assert "wsss prepare-voc --download" in message
+    assert "wsss data prepare-voc --download" in message
 
 
 def test_label_source_file_must_cover_every_id(voc_root, tmp_path):
@@ -198,17 +198,6 @@ def test_cls_labels_errors(tmp_path):
         voc.encode_int_id("frame7")
 
 
-def write_sbd(root, masks, train, val):
-    """SBD's dataset/ folder: cls/<id>.mat with a GTcls struct, train.txt, val.txt."""
-    (root / "cls").mkdir(parents=True)
-    for image_id, mask in masks.items():
-        gt = {"Segmentation": mask, "CategoriesPresent": np.unique(mask[(mask > 0) & (mask < 255)])}
-        scipy.io.savemat(root / "cls" / f"{image_id}.mat", {"GTcls": gt})
-    (root / "train.txt").write_text("\n".join(train) + "\n")
-    (root / "val.txt").write_text("\n".join(val) + "\n")
-    return root
-
-
 def test_sbd_conversion_and_train_aug(voc_root, tmp_path):
     sbd_masks = {
         "2007_000001": tiny_mask([2]),  # also a VOC mask: VOC's own wins
@@ -218,7 +207,7 @@ def test_sbd_conversion_and_train_aug(voc_root, tmp_path):
     }
     sbd = write_sbd(tmp_path / "benchmark_RELEASE" / "dataset", sbd_masks,
                     train=["2007_000001", "2008_000010"], val=["2007_000004", "2008_000011"])
-    count = voc.convert_sbd(sbd.parent, voc_root, progress=False)  # benchmark_RELEASE/ is accepted too
+    count = voc.convert_sbd(sbd.parent, voc_root, workers=2, progress=False)  # benchmark_RELEASE/ is accepted too
     aug = voc_root / "SegmentationClassAug"
     assert count == len(list(aug.glob("*.png"))) == 8  # 6 VOC masks + 2 SBD-only
     for image_id in ("2008_000010", "2008_000011"):

@@ -1,20 +1,24 @@
 # Datasets: the synthetic stand-ins (smoke profile) and the prepare stages that validate a dataset
 # and write the split lists and image-level labels every later stage reads.
+from wsss.data.sod import sod_help
+from wsss.data.voc import voc_help
+
+
+def dataset_source(root, synthetic_output, download, help_text):
+    """The dataset folder a prepare rule reads: the synthetic set, a user's copy, or nothing (download)."""
+    if root == synthetic_output or os.path.isdir(root):
+        return [root]
+    if download:
+        return []
+    raise WorkflowError(help_text)
 
 
 def voc_source(wildcards):
-    """The VOC2012 root prepare_voc reads: the synthetic set, a user's copy, or nothing (download)."""
-    root = CFG.voc.root
-    if root == rules.synth_voc.output[0] or os.path.isdir(root) or not CFG.voc.download:
-        return [root]
-    return []
+    return dataset_source(CFG.voc.root, rules.synth_voc.output[0], CFG.voc.download, voc_help(CFG.voc.root))
 
 
 def sod_source(wildcards):
-    root = CFG.sod.root
-    if root == rules.synth_sod.output[0] or os.path.isdir(root) or not CFG.sod.download:
-        return [root]
-    return []
+    return dataset_source(CFG.sod.root, rules.synth_sod.output[0], CFG.sod.download, sod_help(CFG.sod.root))
 
 
 rule synth_voc:

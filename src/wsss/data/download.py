@@ -39,7 +39,8 @@ RESOURCES = {
     for r in (
         Resource("voc2012", "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
                  "6cd6e144f989b92b3379bac3b3de84fd", "VOCdevkit/VOC2012"),
-        Resource("sbd", "http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/benchmark.tgz",
+        Resource("sbd",
+                 "http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/benchmark.tgz",
                  "82b4d87ceb2ed10f6038a1cba92111cb", "benchmark_RELEASE/dataset"),
         Resource("duts-tr", "http://saliencydetection.net/duts/download/DUTS-TR.zip",
                  "30256edc326a4f6c880414f16114c356", "DUTS-TR"),
@@ -72,7 +73,7 @@ def download(resource: str | Resource, dest_dir: str | Path, progress: bool = Tr
     dest_dir.mkdir(parents=True, exist_ok=True)
     archive = dest_dir / resource.filename
     if archive.is_file():
-        _verify(resource, archive, *_hashes(archive), remove=False)
+        _verify(resource, archive, *_hashes(archive), downloaded=False)
     else:
         _fetch(resource, archive, progress)
     extract(archive, dest_dir)
@@ -83,7 +84,7 @@ def download(resource: str | Resource, dest_dir: str | Path, progress: bool = Tr
 
 
 def _fetch(resource: Resource, archive: Path, progress: bool) -> None:
-    """Stream ``resource.url`` to a temporary sibling of ``archive``, verify it, then rename it."""
+    """Stream ``resource.url`` to a temporary sibling of ``archive``, verify it, then rename it (else delete it)."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{archive.name}.", suffix=".part", dir=archive.parent)
     tmp = Path(tmp_name)
     md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
@@ -96,7 +97,7 @@ def _fetch(resource: Resource, archive: Path, progress: bool) -> None:
                     md5.update(chunk)
                     sha256.update(chunk)
                     bar.update(len(chunk))
-        _verify(resource, tmp, md5.hexdigest(), sha256.hexdigest(), remove=True, shown=archive)
+        _verify(resource, archive, md5.hexdigest(), sha256.hexdigest(), downloaded=True)
         os.replace(tmp, archive)
     except (urllib.error.URLError, OSError) as error:
         raise DownloadError(
@@ -115,23 +116,20 @@ def _hashes(path: Path) -> tuple[str, str]:
     return md5.hexdigest(), sha256.hexdigest()
 
 
-def _verify(resource: Resource, path: Path, md5: str, sha256: str, remove: bool, shown: Path | None = None) -> None:
-    """Check the md5 (or the sha256 pinned in the lock file; pin it when there is none)."""
-    shown = shown or path
-    lock = shown.with_name(shown.name + ".sha256")
+def _verify(resource: Resource, archive: Path, md5: str, sha256: str, downloaded: bool) -> None:
+    """Check the md5 (or the sha256 pinned in ``<archive>.sha256``; pin it when there is none)."""
+    lock = archive.with_name(archive.name + ".sha256")
     if resource.md5 is not None:
         expected, actual, kind = resource.md5, md5, "md5"
     elif lock.is_file():
         expected, actual, kind = lock.read_text().split()[0], sha256, f"sha256 pinned in {lock}"
     else:
-        lock.write_text(f"{sha256}  {shown.name}\n")
+        lock.write_text(f"{sha256}  {archive.name}\n")
         return
     if actual != expected:
-        if remove:
-            path.unlink(missing_ok=True)
         raise DownloadError(
-            f"{shown} (from {resource.url}): checksum mismatch, {kind} expected {expected}, got {actual}"
-            + ("; the download was deleted" if remove else "; delete the file and retry"))
+            f"{archive} (from {resource.url}): checksum mismatch, {kind} expected {expected}, got {actual}"
+            + ("; the download was deleted" if downloaded else "; delete the file and retry"))
 
 
 def extract(archive: str | Path, dest_dir: str | Path) -> None:
@@ -153,7 +151,7 @@ def extract(archive: str | Path, dest_dir: str | Path) -> None:
             with zipfile.ZipFile(archive) as zf:
                 for name in zf.namelist():
                     if Path(name).is_absolute() or not (tmp / name).resolve().is_relative_to(tmp.resolve()):
-                        raise DownloadError(f"{archive}: unsafe member {name!r} refused (it would land outside {dest_dir})")
+                        raise DownloadError(f"{archive}: unsafe member {name!r} refused (it lands outside {dest_dir})")
                 zf.extractall(tmp)
         else:
             raise DownloadError(f"{archive}: neither a tar nor a zip archive")

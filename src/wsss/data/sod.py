@@ -2,8 +2,8 @@
 THUR15K for testing): image/mask pairs, validation, prepare.
 
 A dataset is ``<root>/<NAME>/`` with images in one of ``images/``, ``image/``, ``Imgs/``,
-``<NAME>-Image/`` and masks (.png) in ``masks/``, ``mask/``, ``GT/``, ``<NAME>-Mask/`` (the DUTS zips
-unpack to ``DUTS-TR/DUTS-TR-Image`` and ``DUTS-TR-Mask``). The pairs are the names of an optional
+``<NAME>-Image/`` and masks (.png) in ``masks/``, ``mask/``, ``GT/``, ``<NAME>-Mask/``, in any letter case
+(the DUTS zips unpack to ``DUTS-TR/DUTS-TR-Image`` and ``DUTS-TR-Mask``). The pairs are the names of an optional
 ``train.txt``/``test.txt`` (LDF's ``data/<NAME>/`` layout, ``train-*/dataset.py``), otherwise every
 mask. LDF keeps DUTS-TR and DUTS-TE in one ``data/DUTS/`` folder told apart by those lists; that
 folder is used when ``DUTS-TR``/``DUTS-TE`` are absent.
@@ -18,14 +18,14 @@ import numpy as np
 from PIL import Image
 
 from wsss.data.download import RESOURCES, download
-from wsss.data.voc import DatasetError, map_with_progress, read_image_size
+from wsss.data.voc import DatasetError, map_with_progress, raise_if_errors, read_image_size
 from wsss.io import atomic_path, write_json
 
 SOD_TRAIN_SETS = ("DUTS-TR",)
 SOD_TEST_SETS = ("ECSSD", "PASCAL-S", "DUTS-TE", "HKU-IS", "DUT-OMRON", "THUR15K")
 SOD_SOURCES = {
-    "DUTS-TR": f"{RESOURCES['duts-tr'].url} (wsss.data.sod.download_duts fetches it when online)",
-    "DUTS-TE": f"{RESOURCES['duts-te'].url} (wsss.data.sod.download_duts fetches it when online)",
+    "DUTS-TR": RESOURCES["duts-tr"].url,
+    "DUTS-TE": RESOURCES["duts-te"].url,
     "ECSSD": "http://www.cse.cuhk.edu.hk/leojia/projects/hsaliency/dataset.html",
     "PASCAL-S": "http://cbi.gatech.edu/salobj/",
     "HKU-IS": "https://i.cs.hku.hk/~gbli/deep_saliency.html",
@@ -38,19 +38,27 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 _LDF_SHARED = {"DUTS-TR": "DUTS", "DUTS-TE": "DUTS"}
 
 
-def _missing(root: Path, name: str, what: str) -> DatasetError:
-    source = SOD_SOURCES.get(name, "its authors' page")
-    return DatasetError(
-        f"{what}. Put {name} in {root / name}/ with its images in one of "
+def sod_help(root: str | Path, name: str = "<NAME>") -> str:
+    """Where to get the SOD datasets and where to put them, for error messages."""
+    sources = SOD_SOURCES if name == "<NAME>" else {name: SOD_SOURCES.get(name, "its authors' page")}
+    return (
+        f"Put {'each SOD dataset' if name == '<NAME>' else name} in {Path(root) / name}/ with its images in one of "
         f"{[d.format(name=name) for d in IMAGE_DIRS]} and its .png masks in one of "
-        f"{[d.format(name=name) for d in MASK_DIRS]}; get it from {source}.")
+        f"{[d.format(name=name) for d in MASK_DIRS]}. Get "
+        + "; ".join(f"{n} from {source}" for n, source in sources.items())
+        + ". `wsss data prepare-sod --download` (or sod.download: true) fetches DUTS-TR and DUTS-TE when online.")
+
+
+def _missing(root: Path, name: str, what: str) -> DatasetError:
+    return DatasetError(f"{what}. {sod_help(root, name)}")
 
 
 def _first_dir(folder: Path, candidates: Iterable[str], name: str) -> Path | None:
+    """The first candidate sub-folder present, ignoring case (HKU-IS ships ``imgs/`` and ``gt/``)."""
+    present = {p.name.lower(): p for p in sorted(folder.iterdir()) if p.is_dir()}
     for candidate in candidates:
-        path = folder / candidate.format(name=name)
-        if path.is_dir():
-            return path
+        if candidate.format(name=name).lower() in present:
+            return present[candidate.format(name=name).lower()]
     return None
 
 
@@ -126,10 +134,7 @@ def list_sod_pairs(root: str | Path, name: str, list_file: str | None = None, wo
     if not errors:
         checks = map_with_progress(_check_pair, pairs, workers, progress, desc=f"checking {name}")
         errors = [error for error in checks if error]
-    if errors:
-        shown = "\n  ".join(errors[:20])
-        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
-        raise DatasetError(f"{len(errors)} problem(s) in SOD dataset {name} ({root}):\n  {shown}{more}")
+    raise_if_errors(errors, f"SOD dataset {name} ({root})")
     return pairs
 
 
@@ -160,7 +165,7 @@ def prepare_sod(root: str | Path, train_sets: Iterable[str], test_sets: Iterable
     out_dir = Path(out_dir)
     sets = {}
     for n, pairs in found.items():
-        lines = [f"{image.relative_to(root).as_posix()}\t{mask.relative_to(root).as_posix()}" for _, image, mask in pairs]
+        lines = [f"{i.relative_to(root).as_posix()}\t{m.relative_to(root).as_posix()}" for _, i, m in pairs]
         text = "\n".join(lines) + "\n"
         digest.update(f"{n}\n{text}".encode())
         with atomic_path(out_dir / f"{n}.txt") as tmp:

@@ -35,7 +35,6 @@ from tqdm import tqdm
 from wsss.data.classes import IGNORE_INDEX, VOC_CLASSES, voc_palette
 from wsss.io import atomic_path, read_label_png, save_label_png
 
-SPLITS = ("train", "val", "train_aug")
 PLACEMENT_TRIES = 30
 MIN_INSIDE = 0.5          # share of an object that must lie inside the image (the rest is truncated)
 MIN_MARK_VISIBLE = 0.7    # share of an object's mark that later objects must leave visible
@@ -203,6 +202,9 @@ class Sample:
     context: str | None        # the background context drawn, if any
 
 
+Slices = tuple[tuple[slice, slice], tuple[slice, slice]]  # (image rows, cols), (grid rows, cols)
+
+
 @dataclass
 class _Shape:
     """An object or distractor drawn on a square pixel grid whose top-left corner is (top, left)."""
@@ -301,17 +303,12 @@ def _draw_shape(parts: tuple[Part, ...], center: tuple[float, float], half: tupl
     mark_pixels = np.zeros(u.shape, bool)
     if mark:
         shape, (anchor_u, anchor_v), radius = mark
-        cos, sin = math.cos(angle), math.sin(angle)
-        au, av = (-anchor_u if flip else anchor_u) * a, anchor_v * b
-        dx, dy = cos * au - sin * av, sin * au + cos * av
-        ys = np.arange(top, top + u.shape[0], dtype=np.float32)[:, None] + 0.5 - (center[0] + dy)
-        xs = np.arange(left, left + u.shape[1], dtype=np.float32)[None, :] + 0.5 - (center[1] + dx)
-        mark_pixels = _mark_mask(shape, xs / radius, ys / radius)
+        mark_pixels = _mark_mask(shape, (u - anchor_u * a) / radius, (v - anchor_v * b) / radius)
         mask |= mark_pixels
     return _Shape(top, left, mask, mark_pixels, u, v, center, math.sqrt(a * b))
 
 
-def _clip(shape: _Shape, height: int, width: int) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
+def _clip(shape: _Shape, height: int, width: int) -> Slices | None:
     """(image slices, grid slices) of the part of the shape's grid inside the image, None if outside."""
     n = shape.mask.shape[0]
     y0, x0 = max(shape.top, 0), max(shape.left, 0)
@@ -323,7 +320,7 @@ def _clip(shape: _Shape, height: int, width: int) -> tuple[tuple[slice, slice], 
     return image_slices, grid_slices
 
 
-def _paint(image: np.ndarray, shape: _Shape, where: np.ndarray, slices, colour: np.ndarray,
+def _paint(image: np.ndarray, shape: _Shape, where: np.ndarray, slices: Slices, colour: np.ndarray,
            texture: str, amplitude: float, scale: float, phase: float) -> None:
     """Fill ``where`` (grid pixels, already clipped by ``slices``) with a textured colour."""
     image_slices, grid_slices = slices
@@ -438,13 +435,71 @@ def _sample_object(rng: np.random.Generator, label: int, height: int, width: int
     return _draw_shape(family.parts, (cy, cx), (a, b), angle, flip, mark)
 
 
+def _paint_object(rng: np.random.Generator, image: np.ndarray, shape: _Shape, slices: Slices, label: int,
+                  cfg: SynthVOCConfig) -> None:
+    """Paint a body in its family's look (or, with 1 - discriminative_part, its class colour) and its mark."""
+    family = FAMILIES[CLASS_FAMILY[VOC_CLASSES[label]]]
+    body = family.colour if rng.random() < cfg.discriminative_part else CLASS_COLOURS[label]
+    colour = np.array(body, np.float32) + rng.normal(0, 10, 3).astype(np.float32) + rng.uniform(-20, 20)
+    image_slices, grid_slices = slices
+    _paint(image, shape, shape.mask[grid_slices], slices, colour, family.texture, 25, cfg.size / 128, rng.uniform(0, 6))
+    image[image_slices][shape.mark[grid_slices]] = MARKS[label][1]
+
+
+class _Scene:
+    """The objects placed so far: which one owns each pixel and each mark pixel, and their areas."""
+
+    def __init__(self, height: int, width: int) -> None:
+        self.instances = np.zeros((height, width), np.int32)   # 0 background, k the k-th object
+        self.mark_owner = np.zeros((height, width), np.int32)  # k where object k's mark is visible
+        self.labels, self.areas, self.mark_areas = [0], [0], [0]
+        self.shapes: list[_Shape] = []
+        self.truncated: list[bool] = []
+
+    def fits(self, shape: _Shape, min_visible: float) -> Slices | None:
+        """The shape's slices if it lies mostly (its mark wholly) inside the image and leaves every
+        earlier object ``min_visible`` of its area and ``MIN_MARK_VISIBLE`` of its mark; else None."""
+        slices = _clip(shape, *self.instances.shape)
+        if slices is None:
+            return None
+        image_slices, grid_slices = slices
+        mask, mark = shape.mask[grid_slices], shape.mark[grid_slices]
+        if mask.sum() < MIN_INSIDE * shape.mask.sum() or mark.sum() < shape.mark.sum():
+            return None
+        n = len(self.labels)
+        visible = np.bincount(self.instances.ravel(), minlength=n) - np.bincount(self.instances[image_slices][mask], minlength=n)
+        marks = np.bincount(self.mark_owner.ravel(), minlength=n) - np.bincount(self.mark_owner[image_slices][mask], minlength=n)
+        if (visible < min_visible * np.array(self.areas)).any() or (marks < MIN_MARK_VISIBLE * np.array(self.mark_areas)).any():
+            return None
+        return slices
+
+    def add(self, shape: _Shape, slices: Slices, label: int) -> None:
+        image_slices, grid_slices = slices
+        mask, mark = shape.mask[grid_slices], shape.mark[grid_slices]
+        k = len(self.labels)
+        self.instances[image_slices][mask] = k
+        self.mark_owner[image_slices][mask] = 0
+        self.mark_owner[image_slices][mark] = k
+        self.labels.append(label)
+        self.areas.append(int(mask.sum()))
+        self.mark_areas.append(int(mark.sum()))
+        self.shapes.append(shape)
+        self.truncated.append(bool(mask.sum() < shape.mask.sum()))
+
+    def objects(self) -> list[SynthObject]:
+        objects = []
+        for k, (label, truncated) in enumerate(zip(self.labels[1:], self.truncated), start=1):
+            ys, xs = np.nonzero(self.instances == k)
+            bbox = (int(xs.min()) + 1, int(ys.min()) + 1, int(xs.max()) + 1, int(ys.max()) + 1)
+            objects.append(SynthObject(label, bbox, truncated))
+        return objects
+
+
 def render(cfg: SynthVOCConfig, index: int) -> Sample:
     """Render image ``index`` of the dataset (deterministic in (cfg, index))."""
     rng = np.random.default_rng([cfg.seed, index])
-    long_side = cfg.size
-    short_side = round(long_side * rng.uniform(0.75, 1.0))
-    height, width = (short_side, long_side) if rng.random() < 0.7 else (long_side, short_side)
-    scale = long_side / 128
+    short_side = round(cfg.size * rng.uniform(0.75, 1.0))
+    height, width = (short_side, cfg.size) if rng.random() < 0.7 else (cfg.size, short_side)
 
     classes = _sample_classes(rng, cfg)
     context_kind = next((CLASS_CONTEXT[c] for c in classes if c in CLASS_CONTEXT), None)
@@ -455,58 +510,26 @@ def render(cfg: SynthVOCConfig, index: int) -> Sample:
     _draw_clutter(rng, image, cfg)
     classes.sort(key=lambda c: CLASS_CONTEXT.get(c) != context_kind)  # objects on the context go behind
 
-    instances = np.zeros((height, width), np.int32)     # 0 background, k the k-th placed object
-    mark_owner = np.zeros((height, width), np.int32)
-    labels_of, areas, mark_areas, placed, truncated = [0], [0], [0], [], []
+    scene = _Scene(height, width)
     for label in classes:
         for _ in range(PLACEMENT_TRIES):
-            shape = _sample_object(rng, label, height, width, cfg, placed, context)
-            slices = _clip(shape, height, width)
-            if slices is None:
-                continue
-            image_slices, grid_slices = slices
-            mask, mark = shape.mask[grid_slices], shape.mark[grid_slices]
-            area, mark_area = int(mask.sum()), int(mark.sum())
-            if area < MIN_INSIDE * shape.mask.sum() or mark_area < shape.mark.sum():
-                continue
-            n = len(labels_of)
-            visible = np.bincount(instances.ravel(), minlength=n) - np.bincount(instances[image_slices][mask], minlength=n)
-            marks_left = np.bincount(mark_owner.ravel(), minlength=n) - np.bincount(mark_owner[image_slices][mask], minlength=n)
-            if np.all(visible[1:] >= cfg.min_visible * np.array(areas[1:])) and np.all(
-                    marks_left[1:] >= MIN_MARK_VISIBLE * np.array(mark_areas[1:])):
+            shape = _sample_object(rng, label, height, width, cfg, scene.shapes, context)
+            slices = scene.fits(shape, cfg.min_visible)
+            if slices is not None:
+                _paint_object(rng, image, shape, slices, label, cfg)
+                scene.add(shape, slices, label)
                 break
-        else:
-            continue
-        if rng.random() < cfg.discriminative_part:
-            body = FAMILIES[CLASS_FAMILY[VOC_CLASSES[label]]].colour
-        else:
-            body = CLASS_COLOURS[label]
-        colour = np.array(body, np.float32) + rng.normal(0, 10, 3).astype(np.float32) + rng.uniform(-20, 20)
-        texture = FAMILIES[CLASS_FAMILY[VOC_CLASSES[label]]].texture
-        _paint(image, shape, mask, slices, colour, texture, 25, scale, rng.uniform(0, 6))
-        image[image_slices][mark] = MARKS[label][1]
-        instances[image_slices][mask] = len(labels_of)
-        mark_owner[image_slices][mask] = 0
-        mark_owner[image_slices][mark] = len(labels_of)
-        labels_of.append(label)
-        areas.append(area)
-        mark_areas.append(mark_area)
-        placed.append(shape)
-        truncated.append(bool(area < shape.mask.sum()))
 
     if cfg.noise:
         image += rng.normal(0, cfg.noise, image.shape).astype(np.float32)
-    class_of = np.array(labels_of, np.uint8)
-    labels = class_of[instances]
+    class_of = np.array(scene.labels, np.uint8)
+    labels = class_of[scene.instances]
     if cfg.void_width:
         window = cfg.void_width + 1
-        band = ndimage.maximum_filter(instances, window) != ndimage.minimum_filter(instances, window)
+        band = ndimage.maximum_filter(scene.instances, window) != ndimage.minimum_filter(scene.instances, window)
         labels[band] = IGNORE_INDEX
-    objects = []
-    for k, (label, cut) in enumerate(zip(labels_of[1:], truncated), start=1):
-        ys, xs = np.nonzero(instances == k)
-        objects.append(SynthObject(label, (int(xs.min()) + 1, int(ys.min()) + 1, int(xs.max()) + 1, int(ys.max()) + 1), cut))
-    return Sample(np.clip(image + 0.5, 0, 255).astype(np.uint8), labels, class_of[mark_owner], objects, context_kind)
+    image = np.clip(image + 0.5, 0, 255).astype(np.uint8)
+    return Sample(image, labels, class_of[scene.mark_owner], scene.objects(), context_kind)
 
 
 # ----------------------------------------------------------------------------- writing

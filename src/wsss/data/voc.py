@@ -19,6 +19,7 @@ import pickle
 import shutil
 import warnings
 import xml.etree.ElementTree as ET
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -49,9 +50,10 @@ def voc_help(root: str | Path) -> str:
         f"Expected the PASCAL VOC 2012 layout in {root}: JPEGImages/, SegmentationClass/ or "
         "SegmentationClassAug/, Annotations/, ImageSets/Segmentation/. Get the VOC2012 trainval tar "
         f"({RESOURCES['voc2012'].url}) and unpack it so that this folder is its VOCdevkit/VOC2012; "
-        f"for train_aug also get SBD's benchmark.tgz ({RESOURCES['sbd'].url}) and convert it "
-        "(wsss.data.voc.convert_sbd and build_train_aug, given benchmark_RELEASE/dataset). "
-        "When online, `wsss prepare-voc --download` (wsss.data.voc.download_voc) fetches and unpacks both."
+        f"for train_aug also get SBD's benchmark.tgz ({RESOURCES['sbd'].url}), unpack it and set voc.sbd_root "
+        "to its benchmark_RELEASE/dataset (converted by wsss.data.voc.convert_sbd and build_train_aug). "
+        "When online, `wsss data prepare-voc --download` (or voc.download: true; wsss.data.voc.download_voc) "
+        "fetches and unpacks both."
     )
 
 
@@ -133,7 +135,8 @@ def load_mask(root: str | Path, image_id: str, mask_dirs: Iterable[str] = MASK_D
     mask_dirs = tuple(mask_dirs)
     path = find_mask(root, image_id, mask_dirs)
     if path is None:
-        raise DatasetError(f"no mask for {image_id}: none of {[str(Path(root) / d / (image_id + '.png')) for d in mask_dirs]}")
+        tried = [str(Path(root) / folder / f"{image_id}.png") for folder in mask_dirs]
+        raise DatasetError(f"no mask for {image_id}: none of {tried}")
     mask = read_label_png(path)
     check_mask(mask, path)
     return mask
@@ -218,19 +221,13 @@ def save_cls_labels(path: str | Path, labels: dict[str, np.ndarray], int_keys: b
 def map_with_progress(func: Callable, items: list, workers: int = 1, progress: bool = True,
                       desc: str | None = None) -> list:
     """``[func(x) for x in items]`` in order, over a process pool when ``workers > 1``, with a tqdm bar."""
-    with tqdm(total=len(items), desc=desc, disable=not progress) as bar:
-        if workers <= 1:
-            results = []
-            for item in items:
-                results.append(func(item))
-                bar.update()
-            return results
-        with multiprocessing.Pool(workers) as pool:
-            results = []
-            for result in pool.imap(func, items, chunksize=32):
-                results.append(result)
-                bar.update()
-            return results
+    pool = multiprocessing.Pool(workers) if workers > 1 else nullcontext()
+    with pool, tqdm(total=len(items), desc=desc, disable=not progress) as bar:
+        results = []
+        for result in (pool.imap(func, items, chunksize=32) if workers > 1 else map(func, items)):
+            results.append(result)
+            bar.update()
+        return results
 
 
 def _convert_sbd_one(task: tuple[Path, Path]) -> None:
@@ -317,7 +314,8 @@ def _inspect(task: tuple) -> tuple:
         return image_id, None, None, str(error)
 
 
-def _raise_errors(errors: list[str], what: str) -> None:
+def raise_if_errors(errors: list[str], what: str) -> None:
+    """Raise one DatasetError listing the first problems of ``what``, if there are any."""
     if errors:
         shown = "\n  ".join(errors[:_MAX_LISTED_ERRORS])
         more = f"\n  ... and {len(errors) - _MAX_LISTED_ERRORS} more" if len(errors) > _MAX_LISTED_ERRORS else ""
@@ -335,7 +333,7 @@ def content_hash(lists: dict[str, list[str]], labels: dict[str, np.ndarray]) -> 
 
 
 def prepare_voc(root: str | Path, out_dir: str | Path, splits: Iterable[str] = ("train", "val", "train_aug"),
-                label_source: str = "xml", check_masks_for: Iterable[str] = ("train", "val"),
+                label_source: str | Path = "xml", check_masks_for: Iterable[str] = ("train", "val"),
                 workers: int = 1, progress: bool = True, mask_dirs: Iterable[str] = MASK_DIRS) -> dict:
     """Validate a VOC2012 tree and write ``<split>.txt``, ``cls_labels.npy`` and ``dataset.json`` to ``out_dir``.
 
@@ -349,16 +347,19 @@ def prepare_voc(root: str | Path, out_dir: str | Path, splits: Iterable[str] = (
     splits, mask_dirs = tuple(splits), tuple(mask_dirs)
     lists = {split: read_split(root, split) for split in splits}
     required = {image_id for split in check_masks_for if split in lists for image_id in lists[split]}
+    if required and not any((root / folder).is_dir() for folder in mask_dirs):
+        raise DatasetError(f"{root}: no mask folder (none of {list(mask_dirs)}). {voc_help(root)}")
     all_ids = sorted({image_id for ids in lists.values() for image_id in ids})
     tasks = [(root, image_id, image_id in required, label_source == "xml", mask_dirs) for image_id in all_ids]
     results = map_with_progress(_inspect, tasks, workers, progress, desc="checking VOC")
-    _raise_errors([error for *_, error in results if error], f"the VOC2012 tree {root}")
+    raise_if_errors([error for *_, error in results if error], f"the VOC2012 tree {root}")
     mask_labels = {image_id: m for image_id, m, _, _ in results if m is not None}
 
+    fallback = []
     if label_source == "xml":
         labels = {image_id: x for image_id, _, x, _ in results if x is not None}
         fallback = [image_id for image_id in all_ids if image_id not in labels]
-        _raise_errors([f"{image_id}: neither {root / 'Annotations' / (image_id + '.xml')} nor a mask"
+        raise_if_errors([f"{image_id}: neither {root / 'Annotations' / (image_id + '.xml')} nor a mask"
                        for image_id in fallback if image_id not in mask_labels], "image-level labels")
         if fallback:
             warnings.warn(f"{len(fallback)} ids have no Annotations/<id>.xml in {root} (e.g. {fallback[0]}): "
@@ -366,7 +367,7 @@ def prepare_voc(root: str | Path, out_dir: str | Path, splits: Iterable[str] = (
             labels.update({image_id: mask_labels[image_id] for image_id in fallback})
         source = "xml"
     elif label_source == "mask":
-        _raise_errors([f"{image_id}: no mask to derive labels from" for image_id in all_ids
+        raise_if_errors([f"{image_id}: no mask to derive labels from" for image_id in all_ids
                        if image_id not in mask_labels], "image-level labels")
         labels, source = dict(mask_labels), "mask"
     else:
@@ -388,6 +389,7 @@ def prepare_voc(root: str | Path, out_dir: str | Path, splits: Iterable[str] = (
         "mask_dirs": list(mask_dirs),
         "masks_checked": len(mask_labels),
         "label_source": source,
+        "labels_from_masks_for_missing_xml": len(fallback),
         "labels_differing_from_masks": differing,
         "content_hash": content_hash(lists, labels),
     }

@@ -1,0 +1,113 @@
+"""One DAG, two runners: dvc.yaml agrees with the Snakefile, and both build, skip and rerun alike."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from wsss.workflow import dvc_stages, render_dvc_yaml, snakemake_jobs
+
+from conftest import ROOT
+
+BIN = Path(sys.executable).parent
+PROJECT_FILES = ("Snakefile", "params.yaml", "dvc.yaml", "workflow", ".dvc/config", ".dvcignore", ".gitignore")
+TINY = {"synth_voc": {"train": 6, "val": 4, "train_aug": 10, "size": 48},
+        "synth_sod": {"train": 6, "test": 4, "size": 48}}
+
+
+def test_dvc_yaml_is_generated_from_the_snakefile(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert (ROOT / "dvc.yaml").read_text() == render_dvc_yaml([]), "dvc.yaml is stale: run `wsss dag dvc`"
+
+
+def test_every_dvc_stage_is_a_snakemake_job_with_the_same_files(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    jobs = {job["rule"]: job for job in snakemake_jobs([])}
+    assert set(stages) == set(jobs) - {"all"}
+    for rule, stage in stages.items():
+        outs = set(stage.get("outs", [])) | {next(iter(m)) for m in stage.get("metrics", [])}
+        assert outs == set(jobs[rule]["outputs"]), rule
+        assert set(stage.get("deps", [])) == set(jobs[rule]["inputs"]), rule
+        assert stage["cmd"] == f"snakemake --cores all {' '.join(jobs[rule]['outputs'])}"
+
+
+def test_a_renamed_output_is_caught():
+    jobs = [{"rule": "prepare_voc", "inputs": ["data/synth/voc"], "outputs": ["data/prepared/voc"]}]
+    generated = dvc_stages(jobs, {"profiles": {"smoke": {"voc": {}}}})
+    edited = yaml.safe_load(yaml.safe_dump(generated))
+    edited["stages"]["prepare_voc"]["outs"] = ["data/prepared/voc2"]
+    assert edited != generated
+    assert generated["stages"]["prepare_voc"]["params"] == ["profile", "voc", "profiles.smoke.voc"]
+
+
+@pytest.fixture
+def project(tmp_path, mlflow_uri):
+    """A copy of the workflow in a fresh git repository, with tiny synthetic datasets."""
+    root = tmp_path / "project"
+    for name in PROJECT_FILES:
+        source, target = ROOT / name, root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copyfile)(source, target)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params.update(TINY)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for command in (["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
+        subprocess.run(command, cwd=root, check=True)
+    return root
+
+
+def run(command, cwd):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    return result.stdout + result.stderr
+
+
+def planned_rules(cwd) -> set[str]:
+    """The rules `snakemake -n` would run."""
+    out = run(["snakemake", "-n", "--cores", "1", "--quiet", "rules"], cwd)
+    if "Nothing to be done" in out:
+        return set()
+    return {line.split()[0] for line in out.splitlines()
+            if line.strip() and line.split()[0] in ("synth_voc", "synth_sod", "prepare_voc", "prepare_sod")}
+
+
+@pytest.mark.slow
+def test_snakemake_builds_then_does_nothing_then_reruns_only_what_a_param_touches(project):
+    run(["snakemake", "--cores", "2"], project)
+    assert (project / "data/prepared/voc/train.txt").read_text().split() == (
+        project / "data/synth/voc/ImageSets/Segmentation/train.txt").read_text().split()
+    assert len((project / "data/prepared/sod/ECSSD.txt").read_text().splitlines()) == 4
+    assert planned_rules(project) == set()
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["synth_sod"]["seed"] = 7
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert planned_rules(project) == {"synth_sod", "prepare_sod"}
+
+
+@pytest.mark.slow
+def test_dvc_repro_builds_then_is_up_to_date_and_dvc_exp_set_reruns_only_that_branch(project):
+    run(["dvc", "repro"], project)
+    assert (project / "data/prepared/voc/cls_labels.npy").is_file()
+    assert "up to date" in run(["dvc", "status"], project)
+    assert planned_rules(project) == set()
+    run(["git", "add", "-A"], project)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "repro"], project)
+
+    out = run(["dvc", "exp", "run", "-S", "synth_sod.seed=7"], project)
+    assert "Running stage 'synth_sod'" in out and "Running stage 'prepare_sod'" in out
+    assert "Running stage 'synth_voc'" not in out and "Running stage 'prepare_voc'" not in out
+
+
+@pytest.mark.slow
+def test_the_profile_switch_reaches_every_stage(project):
+    out = run(["snakemake", "-n", "--cores", "1", "--config", "profile=paper", "--printshellcmds"], project)
+    assert "--set profile=paper" in out
+    assert "data/raw/VOCdevkit/VOC2012" in out
