@@ -15,6 +15,7 @@ Both must give the same mIoU to 1e-6. Prints JSON (images/s and the ratio).
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -53,23 +54,31 @@ def degrade(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return pred
 
 
-def time_runs(commands: dict[str, list[str]], repeats: int, env: dict) -> tuple[dict, dict]:
-    """Wall times of whole processes, interleaved so that machine load hits every tool alike."""
+def time_runs(commands: dict[str, list[str]], repeats: int, env: dict) -> tuple[dict, dict, dict]:
+    """Wall and CPU (user + system, all processes) seconds of whole processes, interleaved
+    so that load from other programs hits every tool alike."""
     for command in commands.values():
         subprocess.run(command, check=True, capture_output=True, env=env)  # warm-up (page cache)
-    times, outputs = {name: [] for name in commands}, {}
+    wall, cpu, outputs = {name: [] for name in commands}, {name: [] for name in commands}, {}
     for _ in range(repeats):
         for name, command in commands.items():
-            start = time.perf_counter()
+            cpu_start, start = _children_cpu(), time.perf_counter()
             done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
-            times[name].append(time.perf_counter() - start)
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(_children_cpu() - cpu_start)
             outputs[name] = done.stdout
-    return times, outputs
+    return wall, cpu, outputs
 
 
-def summary(times: list[float], images: int) -> dict:
-    median = statistics.median(times)
-    return {"runs_s": [round(t, 3) for t in times], "median_s": round(median, 3), "img_per_s": round(images / median, 1)}
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def summary(wall: list[float], cpu: list[float], images: int) -> dict:
+    median = statistics.median(wall)
+    return {"runs_s": [round(t, 3) for t in wall], "median_s": round(median, 3),
+            "img_per_s": round(images / median, 1), "cpu_s": round(statistics.median(cpu), 3)}
 
 
 def main() -> None:
@@ -100,15 +109,15 @@ def main() -> None:
             commands["seam"] = [sys.executable, str(args.seam_dir / "evaluation.py"), "--list", str(list_file),
                                 "--predict_dir", str(pred_dir), "--gt_dir", str(gt_dir), "--logfile", str(log),
                                 "--comment", "bench", "--type", "png"]
-        times, outputs = time_runs(commands, args.repeats, env)
+        wall, cpu, outputs = time_runs(commands, args.repeats, env)
         ours = json.loads(outputs["ours"])
         report = {"images": len(ids), "split": args.split, "workers": args.workers, "cpus": os.cpu_count(),
                   "load_average_1min": round(os.getloadavg()[0], 2),
-                  "ours": {**summary(times["ours"], len(ids)), "miou": ours["miou"]}}
+                  "ours": {**summary(wall["ours"], cpu["ours"], len(ids)), "miou": ours["miou"]}}
         if args.seam_dir:
             last = log.read_text().strip().splitlines()[-2]  # writelog: "<key>:<value>  ..." then a rule
             seam_miou = float(dict(item.split(":", 1) for item in last.split())["mIoU"]) / 100
-            report["seam"] = {**summary(times["seam"], len(ids)), "miou": seam_miou}
+            report["seam"] = {**summary(wall["seam"], cpu["seam"], len(ids)), "miou": seam_miou}
             report["speedup"] = round(report["ours"]["img_per_s"] / report["seam"]["img_per_s"], 2)
             assert abs(seam_miou - ours["miou"]) < 1e-6, f"mIoU differs: ours {ours['miou']}, SEAM {seam_miou}"
     print(json.dumps(report, indent=2))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from wsss.config import deep_merge
 from wsss.workflow import dvc_stages, render_dvc_yaml, snakemake_jobs
 
 from conftest import ROOT
@@ -53,8 +54,7 @@ def project(tmp_path, mlflow_uri):
         source, target = ROOT / name, root / name
         target.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if source.is_dir() else shutil.copyfile)(source, target)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params.update(TINY)
+    params = deep_merge(yaml.safe_load((root / "params.yaml").read_text()), TINY)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for command in (["git", "init", "-q"], ["git", "add", "-A"],
                     ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
@@ -108,6 +108,14 @@ def test_dvc_repro_builds_then_is_up_to_date_and_dvc_exp_set_reruns_only_that_br
 
 @pytest.mark.slow
 def test_the_profile_switch_reaches_every_stage(project):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    missing = subprocess.run(["snakemake", "-n", "--cores", "1", "--config", "profile=paper"], cwd=project,
+                             env=env, capture_output=True, text=True)
+    assert missing.returncode != 0
+    assert "VOCtrainval_11-May-2012.tar" in missing.stdout + missing.stderr
+
+    (project / "data/raw/VOCdevkit/VOC2012").mkdir(parents=True)
+    (project / "data/raw/SOD").mkdir(parents=True)
     out = run(["snakemake", "-n", "--cores", "1", "--config", "profile=paper", "--printshellcmds"], project)
-    assert "--set profile=paper" in out
-    assert "data/raw/VOCdevkit/VOC2012" in out
+    assert out.count("--set profile=paper") == 2  # prepare_voc and prepare_sod; no synthetic data needed
+    assert "synth_voc" not in out

@@ -147,9 +147,9 @@ def test_download_voc_with_sbd(tmp_path, monkeypatch):
     src = tmp_path / "src"
     write_voc_tree(src / "VOC2012", splits={"train": ["2007_000001", "2007_000002"], "val": ["2007_000004"]})
     write_sbd(src / "dataset", {"2007_000003": np.zeros((12, 16), np.uint8)}, ["2007_000003"], ["2007_000004"])
-    voc_tar = _tar_tree(src / "VOC2012", src / "VOCtrainval.tar", "VOCdevkit/VOC2012")
-    sbd_tgz = _tar_tree(src / "dataset", src / "benchmark.tgz", "benchmark_RELEASE/dataset")
-    for key, archive, unpacks_to in (("voc2012", voc_tar, "VOCdevkit/VOC2012"), ("sbd", sbd_tgz, "benchmark_RELEASE/dataset")):
+    for key, folder, archive, unpacks_to in (("voc2012", "VOC2012", "VOCtrainval.tar", "VOCdevkit/VOC2012"),
+                                             ("sbd", "dataset", "benchmark.tgz", "benchmark_RELEASE/dataset")):
+        archive = _tar_tree(src / folder, src / archive, unpacks_to)
         monkeypatch.setitem(dl.RESOURCES, key, Resource(key, archive.as_uri(), md5(archive), unpacks_to))
 
     root = voc.download_voc(tmp_path / "raw", progress=False)

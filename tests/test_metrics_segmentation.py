@@ -131,6 +131,17 @@ def test_background_wins_ties(tmp_path):
     assert evaluate_cam_dir(tmp_path / "cam", tmp_path / "gt", ["i"], 0.24, None)["miou"] < 1.0
 
 
+def test_an_image_without_classes_is_all_background(tmp_path):
+    gt = np.zeros((3, 4), np.uint8)
+    gt[0] = 7
+    _write(tmp_path / "gt", "i", gt)
+    save_cams(tmp_path / "cam" / "i.npz", [], np.zeros((0, 3, 4)))
+    result = evaluate_cam_dir(tmp_path / "cam", tmp_path / "gt", ["i"], bg_threshold=0.0)
+    confusion = np.array(result["confusion"])
+    assert confusion[0, 0] == 8 and confusion[7, 0] == 4 and confusion.sum() == 12
+    assert all(point["miou"] == result["miou"] for point in result["sweep"])
+
+
 def _random_cam_scenes(tmp_path, count=4):
     """GT PNGs with void, CAMs quantised to 1/64 (ties with 0.25/0.5 and between classes)."""
     rng = np.random.default_rng(0)

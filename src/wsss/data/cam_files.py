@@ -76,7 +76,8 @@ def _read_npy_dict(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except Exception as error:
         raise ValueError(f"{path}: cannot read CAM file ({error})") from error
     if content.dtype != object or content.shape != () or not isinstance(content.item(), dict):
-        raise ValueError(f"{path}: expected a pickled dict of CAMs (psa/SEAM or irn), got an array {content.dtype}{content.shape}")
+        raise ValueError(f"{path}: expected a pickled dict of CAMs (psa/SEAM or irn), "
+                         f"got an array {content.dtype}{content.shape}")
     cam_dict = content.item()
     if "high_res" in cam_dict:  # irn step/make_cam.py
         if "keys" not in cam_dict:
@@ -86,7 +87,8 @@ def _read_npy_dict(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not cam_dict:
         raise ValueError(f"{path}: CAM dict is empty, so its image size is unknown")
     if not all(isinstance(key, (int, np.integer)) for key in cam_dict):
-        raise ValueError(f"{path}: unknown CAM dict keys {list(cam_dict)[:5]}; expected foreground indices 0..19 (psa/SEAM) or 'keys'/'high_res' (irn)")
+        raise ValueError(f"{path}: unknown CAM dict keys {list(cam_dict)[:5]}; expected foreground "
+                         "indices 0..19 (psa/SEAM) or 'keys'/'high_res' (irn)")
     maps = [np.asarray(value) for value in cam_dict.values()]
     if len({m.shape for m in maps}) != 1 or maps[0].ndim != 2:
         raise ValueError(f"{path}: CAMs of different or non-2-D shapes {[m.shape for m in maps]}")

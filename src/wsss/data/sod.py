@@ -155,7 +155,7 @@ def prepare_sod(root: str | Path, train_sets: Iterable[str], test_sets: Iterable
 
     Files are written atomically, ``dataset.json`` last. Returns the content of ``dataset.json``.
     """
-    root = Path(os.path.abspath(root))
+    given_root, root = str(root), Path(os.path.abspath(root))
     roles = {**{n: "train" for n in train_sets}, **{n: "test" for n in test_sets}}
     if not roles:
         raise ValueError("prepare_sod needs at least one training or test set")
@@ -170,9 +170,9 @@ def prepare_sod(root: str | Path, train_sets: Iterable[str], test_sets: Iterable
         digest.update(f"{n}\n{text}".encode())
         with atomic_path(out_dir / f"{n}.txt") as tmp:
             tmp.write_text(text)
-        sets[n] = {"role": roles[n], "count": len(pairs), "image_dir": str(pairs[0][1].parent),
-                   "mask_dir": str(pairs[0][2].parent)}
-    summary = {"root": str(root), "sets": sets, "content_hash": "sha256:" + digest.hexdigest()}
+        sets[n] = {"role": roles[n], "count": len(pairs), "image_dir": pairs[0][1].parent.relative_to(root).as_posix(),
+                   "mask_dir": pairs[0][2].parent.relative_to(root).as_posix()}
+    summary = {"root": given_root, "sets": sets, "content_hash": "sha256:" + digest.hexdigest()}
     write_json(out_dir / "dataset.json", summary)
     return summary
 

@@ -343,7 +343,7 @@ def prepare_voc(root: str | Path, out_dir: str | Path, splits: Iterable[str] = (
     to the mask with a warning), "mask", or the path of a ``cls_labels.npy``. Each file is written
     atomically, ``dataset.json`` last. Returns the content of ``dataset.json``.
     """
-    root = check_voc_root(root)
+    given_root, root = str(root), check_voc_root(root)
     splits, mask_dirs = tuple(splits), tuple(mask_dirs)
     lists = {split: read_split(root, split) for split in splits}
     required = {image_id for split in check_masks_for if split in lists for image_id in lists[split]}
@@ -383,7 +383,7 @@ def prepare_voc(root: str | Path, out_dir: str | Path, splits: Iterable[str] = (
 
     differing = sum(bool((labels[i] != m).any()) for i, m in mask_labels.items())
     summary = {
-        "root": str(root),
+        "root": given_root,  # as given (relative paths stay relative: the file is the same on every clone)
         "splits": {split: len(ids) for split, ids in lists.items()},
         "images": len(all_ids),
         "mask_dirs": list(mask_dirs),

@@ -58,10 +58,11 @@ def evaluate_label_dirs(pred_dir: str | Path, gt_dir: str | Path, ids: IdList = 
     """Score label PNGs ``<pred_dir>/<id>.png`` against ``<gt_dir>/<id>.png``.
 
     ``ids``: a list of ids, the path of a list file (one id per line), or None for every GT
-    stem that has a prediction. Returns ``scores(...)`` plus ``count``.
+    stem that has a prediction. ``class_names`` default to VOC's when ``num_classes`` is 21,
+    else to "0", "1", ... Returns ``scores(...)`` plus ``count``.
     """
     ids = _resolve_ids(ids, gt_dir, pred_dir)
-    pairs = _pairs(ids, pred_dir, ".png", gt_dir)
+    pairs = list(zip(_files(pred_dir, ids, "prediction"), _files(gt_dir, ids, "ground truth")))
     work = partial(_label_chunk, num_classes=num_classes)
     confusion = sum(map_chunks(work, pairs, workers))
     return {**scores(confusion, _names(class_names, num_classes)), "count": len(pairs)}
@@ -80,7 +81,7 @@ def evaluate_cam_dir(cam_dir: str | Path, gt_dir: str | Path, ids: IdList = None
     grid = sweep_thresholds(*sweep) if sweep is not None else []
     thresholds = sorted({*grid, round(float(bg_threshold), 6)})
     ids = _resolve_ids(ids, gt_dir, cam_dir)
-    pairs = [(cam_path(cam_dir, image_id), path) for image_id, path in _gt_paths(ids, gt_dir)]
+    pairs = list(zip([cam_path(cam_dir, image_id) for image_id in ids], _files(gt_dir, ids, "ground truth")))
     work = partial(_cam_chunk, thresholds=np.array(thresholds, dtype=np.float32))
     confusions = _sweep_confusions(sum(map_chunks(work, pairs, workers)))
 
@@ -169,24 +170,35 @@ def _cam_chunk(pairs: list[tuple[Path, Path]], thresholds: np.ndarray) -> np.nda
     image covers every threshold; ``_sweep_confusions`` turns the counts into confusions.
     """
     c = NUM_VOC_CLASSES
-    total = np.zeros((len(thresholds) + 1) * c * c, dtype=np.int64)
+    rows = c + 1  # ground truth 0..20, then one row collecting the void pixels, dropped at the end
+    total = np.zeros((len(thresholds) + 1) * rows * c, dtype=np.int64)
     for path, gt_path in pairs:
         keys, cams = load_cams(path)
         gt = read_label_png(gt_path)
         if cams.shape[1:] != gt.shape:
-            raise ValueError(f"size mismatch: CAM {path} is {cams.shape[:0:-1]} (W×H) but ground truth {gt_path} is {gt.shape[::-1]}")
+            raise ValueError(f"size mismatch: CAM {path} is {cams.shape[:0:-1]} (W×H) "
+                             f"but ground truth {gt_path} is {gt.shape[::-1]}")
         bad = (gt >= c) & (gt != IGNORE_INDEX)
         if bad.any():
-            raise ValueError(f"{gt_path}: label values {np.unique(gt[bad]).tolist()} outside 0..{c - 1} and {IGNORE_INDEX}")
-        valid = gt != IGNORE_INDEX
-        if keys.size:
-            scores_ = cams[:, valid]
-            best = keys[scores_.argmax(axis=0)]  # first maximum: the lower class index
-            level = np.searchsorted(thresholds, scores_.max(axis=0), side="left")
-        else:
-            best = level = np.zeros(int(valid.sum()), dtype=np.int64)
-        total += np.bincount((level * c + gt[valid]) * c + best, minlength=total.size)
-    return total.reshape(len(thresholds) + 1, c, c)
+            values = np.unique(gt[bad]).tolist()
+            raise ValueError(f"{gt_path}: label values {values} outside 0..{c - 1} and {IGNORE_INDEX}")
+        score, best = _best_class(keys, cams)
+        level = np.searchsorted(thresholds, score, side="left")
+        code = (level * rows + np.minimum(gt, c)) * c + best
+        total += np.bincount(code.reshape(-1), minlength=total.size)
+    return total.reshape(-1, rows, c)[:, :c]
+
+
+def _best_class(keys: np.ndarray, cams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel the highest CAM score and its class; the lower class index wins ties (keys ascend)."""
+    if not keys.size:
+        return np.full(cams.shape[1:], -np.inf, dtype=np.float32), np.zeros(cams.shape[1:], dtype=np.int64)
+    score = cams[0].copy()
+    best = np.full(score.shape, keys[0], dtype=np.int64)
+    for key, cam in zip(keys[1:], cams[1:]):
+        best[cam > score] = key
+        np.maximum(score, cam, out=score)
+    return score, best
 
 
 def _sweep_confusions(counts: np.ndarray) -> np.ndarray:
@@ -232,29 +244,21 @@ def _resolve_ids(ids: IdList, gt_dir: str | Path, pred_dir: str | Path) -> list[
     return found
 
 
-def _gt_paths(ids: list[str], gt_dir: str | Path) -> list[tuple[str, Path]]:
-    paths = [(image_id, Path(gt_dir) / f"{image_id}.png") for image_id in ids]
-    _require([path for _, path in paths], "ground truth")
-    return paths
-
-
-def _pairs(ids: list[str], pred_dir: str | Path, suffix: str, gt_dir: str | Path) -> list[tuple[Path, Path]]:
-    preds = [Path(pred_dir) / f"{image_id}{suffix}" for image_id in ids]
-    _require(preds, "prediction")
-    return list(zip(preds, (path for _, path in _gt_paths(ids, gt_dir))))
-
-
-def _require(paths: list[Path], what: str) -> None:
+def _files(folder: str | Path, ids: list[str], what: str) -> list[Path]:
+    """``<folder>/<id>.png`` for every id; a missing file is an error naming it."""
+    paths = [Path(folder) / f"{image_id}.png" for image_id in ids]
     missing = [path for path in paths if not os.path.isfile(path)]
     if missing:
-        raise FileNotFoundError(f"missing {what} {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise FileNotFoundError(f"missing {what} {missing[0]}{more}")
+    return paths
 
 
 def map_chunks(work: Callable, items: list, workers: int, chunk: int = CHUNK) -> list:
     """``work`` applied to chunks of ``items``, in a pool of ``workers`` forked processes when > 1."""
     chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
     if workers <= 1 or len(chunks) == 1:
-        return [work(chunk) for chunk in chunks]
+        return [work(part) for part in chunks]
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     with context.Pool(min(workers, len(chunks))) as pool:
