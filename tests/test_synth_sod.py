@@ -32,8 +32,8 @@ def dataset(tmp_path_factory):
         ("thin_prob", 1.5, "synth_sod.thin_prob must be in [0, 1], got 1.5"),
         ("thin_width_max", 1.0, "synth_sod.thin_width_max must be >= thin_width_min (1.5), got 1.0"),
         ("size", 16, "synth_sod.size must be >= 32, got 16"),
-        ("train", 10.0, "synth_sod.train must be int, got 10.0"),
-        ("antialias", 1, "synth_sod.antialias must be bool, got 1"),
+        ("train", 10.0, "synth_sod.train must be of type int, got 10.0"),
+        ("antialias", 1, "synth_sod.antialias must be of type bool, got 1"),
     ],
 )
 def test_config_is_validated(field, value, message):

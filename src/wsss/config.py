@@ -18,9 +18,6 @@ from typing import Any, Literal
 
 import yaml
 
-from wsss.data.synth_sod import SynthSODConfig
-from wsss.data.synth_voc import SynthVOCConfig
-
 PROFILES = ("smoke", "paper")
 
 
@@ -31,6 +28,15 @@ class ConfigError(ValueError):
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
+
+
+def _check_scalar_types(config, section: str) -> None:
+    """Type-check the scalar fields of a config built in code (``build`` checks what comes from YAML)."""
+    for name, hint in typing.get_type_hints(type(config)).items():
+        value = getattr(config, name)
+        allowed = (int, float) if hint is float else hint
+        if isinstance(value, bool) != (hint is bool) or not isinstance(value, allowed):
+            raise ValueError(f"{section}.{name} must be of type {hint.__name__}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,99 @@ class SODDataConfig:
         _require(bool(self.root), "root must not be empty")
         _require(len(self.train_sets) > 0, "train_sets must name at least one dataset")
         _require(len(self.test_sets) > 0, "test_sets must name at least one dataset")
+
+
+@dataclass(frozen=True)
+class SynthVOCConfig:
+    """Knobs of the synthetic VOC benchmark (sizes in pixels are for the long image side ``size``)."""
+
+    seed: int = 0
+    train: int = 400                   # ids in train.txt (the first ids of train_aug)
+    val: int = 200                     # ids in val.txt (disjoint from train_aug)
+    train_aug: int = 2000              # ids in train_aug.txt, a superset of train
+    size: int = 128                    # long image side; the short side is 75-100 % of it
+    max_objects: int = 4               # objects per image: 1..max_objects, fewer more likely
+    discriminative_part: float = 0.8   # P(body drawn in its family's shared look): only the mark tells the class
+    context: float = 0.8               # P(a context-bearing class brings its context: sky, water, rails, grass)
+    cooccurrence: float = 0.5          # P(a further object is a usual companion of an earlier class)
+    occlusion: float = 0.4             # P(a further object is placed over an earlier one)
+    min_visible: float = 0.35          # share of each object that occluders must leave visible
+    clutter: int = 6                   # at most this many textured distractor shapes per image
+    min_scale: float = 0.3             # object long side / image long side, lower bound
+    max_scale: float = 0.75            # ... upper bound
+    rotation: float = 15.0             # objects are rotated by up to this many degrees
+    mark_size: float = 0.4             # mark radius / the object's short half side
+    void_width: int = 2                # width in px of the 255 band along object boundaries (0: none)
+    noise: float = 6.0                 # std of additive Gaussian pixel noise (0..255 scale)
+    jpeg_quality: int = 90
+
+    def __post_init__(self) -> None:
+        _check_scalar_types(self, "synth_voc")
+        self._check("train", self.train >= 1, ">= 1")
+        self._check("val", self.val >= 1, ">= 1")
+        self._check("train_aug", self.train_aug >= self.train, f">= synth_voc.train ({self.train})")
+        self._check("size", self.size >= 32, ">= 32")
+        self._check("max_objects", self.max_objects >= 1, ">= 1")
+        for name in ("discriminative_part", "context", "cooccurrence", "occlusion", "min_visible"):
+            self._check(name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
+        self._check("clutter", self.clutter >= 0, ">= 0")
+        self._check("min_scale", 0.0 < self.min_scale <= 1.0, "in (0, 1]")
+        self._check("max_scale", self.min_scale <= self.max_scale <= 1.0, f"in [synth_voc.min_scale ({self.min_scale}), 1]")
+        self._check("rotation", 0.0 <= self.rotation <= 90.0, "in [0, 90]")
+        self._check("mark_size", 0.0 < self.mark_size <= 1.0, "in (0, 1]")
+        self._check("void_width", self.void_width >= 0, ">= 0")
+        self._check("noise", self.noise >= 0.0, ">= 0")
+        self._check("jpeg_quality", 1 <= self.jpeg_quality <= 100, "in [1, 100]")
+
+    def _check(self, name: str, ok: bool, requirement: str) -> None:
+        if not ok:
+            raise ValueError(f"synth_voc.{name} must be {requirement}, got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True)
+class SynthSODConfig:
+    """Knobs of the generator; sizes and widths are in pixels of the written images."""
+
+    seed: int = 0
+    train: int = 2000  # DUTS-TR images
+    test: int = 200  # ECSSD images
+    size: int = 128  # long side; the short side is drawn from [min_aspect, 1] x size
+    min_aspect: float = 0.75
+    two_objects_prob: float = 0.15  # scenes with two salient objects
+    large_prob: float = 0.15  # single objects covering about half the image or more
+    thin_prob: float = 0.85  # objects with thin parts
+    thin_width_min: float = 1.5
+    thin_width_max: float = 3.5
+    object_contrast: float = 70.0  # RGB distance of an object to its local background (x0.7-1.3)
+    clutter: float = 8.0  # mean number of distractors (Poisson)
+    clutter_contrast: float = 30.0  # RGB distance of a distractor to its surround (x0.3-1)
+    bg_contrast: float = 40.0  # amplitude of background colour variation and texture
+    noise: float = 5.0  # std of Gaussian pixel noise
+    jpeg_quality: int = 90
+    antialias: bool = False  # masks keep partial edge coverage instead of 0/255
+
+    def __post_init__(self):
+        _check_scalar_types(self, "synth_sod")
+        rules = [
+            ("train", self.train >= 1, ">= 1"),
+            ("test", self.test >= 1, ">= 1"),
+            ("size", self.size >= 32, ">= 32"),
+            ("min_aspect", 0.5 <= self.min_aspect <= 1, "in [0.5, 1]"),
+            ("two_objects_prob", 0 <= self.two_objects_prob <= 1, "in [0, 1]"),
+            ("large_prob", 0 <= self.large_prob <= 1, "in [0, 1]"),
+            ("thin_prob", 0 <= self.thin_prob <= 1, "in [0, 1]"),
+            ("thin_width_min", self.thin_width_min >= 1, ">= 1"),
+            ("thin_width_max", self.thin_width_max >= self.thin_width_min, f">= thin_width_min ({self.thin_width_min})"),
+            ("object_contrast", 0 < self.object_contrast <= 255, "in (0, 255]"),
+            ("clutter", self.clutter >= 0, ">= 0"),
+            ("clutter_contrast", 0 <= self.clutter_contrast <= 255, "in [0, 255]"),
+            ("bg_contrast", 0 <= self.bg_contrast <= 255, "in [0, 255]"),
+            ("noise", self.noise >= 0, ">= 0"),
+            ("jpeg_quality", 1 <= self.jpeg_quality <= 100, "in [1, 100]"),
+        ]
+        for name, ok, rule in rules:
+            if not ok:
+                raise ValueError(f"synth_sod.{name} must be {rule}, got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ and thin parts: LDF's "detail" pixels. Each image has its own RNG seeded by
 """
 
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import partial
 from multiprocessing import Pool
 from pathlib import Path
@@ -18,60 +18,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from wsss.config import SynthSODConfig
 from wsss.io import atomic_path
 
 SPLITS = (("DUTS-TR", "train.txt", "sod_tr"), ("ECSSD", "test.txt", "sod_te"))
 _SS = 4  # supersampling factor used to rasterise shapes with exact-ish pixel coverage
-
-
-@dataclass(frozen=True)
-class SynthSODConfig:
-    """Knobs of the generator; sizes and widths are in pixels of the written images."""
-
-    seed: int = 0
-    train: int = 2000  # DUTS-TR images
-    test: int = 200  # ECSSD images
-    size: int = 128  # long side; the short side is drawn from [min_aspect, 1] x size
-    min_aspect: float = 0.75
-    two_objects_prob: float = 0.15  # scenes with two salient objects
-    large_prob: float = 0.15  # single objects covering about half the image or more
-    thin_prob: float = 0.85  # objects with thin parts
-    thin_width_min: float = 1.5
-    thin_width_max: float = 3.5
-    object_contrast: float = 70.0  # RGB distance of an object to its local background (x0.7-1.3)
-    clutter: float = 8.0  # mean number of distractors (Poisson)
-    clutter_contrast: float = 30.0  # RGB distance of a distractor to its surround (x0.3-1)
-    bg_contrast: float = 40.0  # amplitude of background colour variation and texture
-    noise: float = 5.0  # std of Gaussian pixel noise
-    jpeg_quality: int = 90
-    antialias: bool = False  # masks keep partial edge coverage instead of 0/255
-
-    def __post_init__(self):
-        for field in fields(self):
-            value = getattr(self, field.name)
-            allowed = (int, float) if field.type is float else field.type
-            if isinstance(value, bool) != (field.type is bool) or not isinstance(value, allowed):
-                raise ValueError(f"synth_sod.{field.name} must be {field.type.__name__}, got {value!r}")
-        rules = [
-            ("train", self.train >= 1, ">= 1"),
-            ("test", self.test >= 1, ">= 1"),
-            ("size", self.size >= 32, ">= 32"),
-            ("min_aspect", 0.5 <= self.min_aspect <= 1, "in [0.5, 1]"),
-            ("two_objects_prob", 0 <= self.two_objects_prob <= 1, "in [0, 1]"),
-            ("large_prob", 0 <= self.large_prob <= 1, "in [0, 1]"),
-            ("thin_prob", 0 <= self.thin_prob <= 1, "in [0, 1]"),
-            ("thin_width_min", self.thin_width_min >= 1, ">= 1"),
-            ("thin_width_max", self.thin_width_max >= self.thin_width_min, f">= thin_width_min ({self.thin_width_min})"),
-            ("object_contrast", 0 < self.object_contrast <= 255, "in (0, 255]"),
-            ("clutter", self.clutter >= 0, ">= 0"),
-            ("clutter_contrast", 0 <= self.clutter_contrast <= 255, "in [0, 255]"),
-            ("bg_contrast", 0 <= self.bg_contrast <= 255, "in [0, 255]"),
-            ("noise", self.noise >= 0, ">= 0"),
-            ("jpeg_quality", 1 <= self.jpeg_quality <= 100, "in [1, 100]"),
-        ]
-        for name, ok, rule in rules:
-            if not ok:
-                raise ValueError(f"synth_sod.{name} must be {rule}, got {getattr(self, name)!r}")
 
 
 @dataclass

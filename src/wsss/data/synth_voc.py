@@ -22,7 +22,7 @@ import multiprocessing
 import time
 import xml.etree.ElementTree as ET
 from contextlib import nullcontext
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -33,62 +33,12 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from wsss.data.classes import IGNORE_INDEX, VOC_CLASSES, voc_palette
+from wsss.config import SynthVOCConfig
 from wsss.io import atomic_path, read_label_png, save_label_png
 
 PLACEMENT_TRIES = 30
 MIN_INSIDE = 0.5          # share of an object that must lie inside the image (the rest is truncated)
 MIN_MARK_VISIBLE = 0.7    # share of an object's mark that later objects must leave visible
-
-
-@dataclass(frozen=True)
-class SynthVOCConfig:
-    """Knobs of the synthetic VOC benchmark (sizes in pixels are for the long image side ``size``)."""
-
-    seed: int = 0
-    train: int = 400                   # ids in train.txt (the first ids of train_aug)
-    val: int = 200                     # ids in val.txt (disjoint from train_aug)
-    train_aug: int = 2000              # ids in train_aug.txt, a superset of train
-    size: int = 128                    # long image side; the short side is 75-100 % of it
-    max_objects: int = 4               # objects per image: 1..max_objects, fewer more likely
-    discriminative_part: float = 0.8   # P(body drawn in its family's shared look): only the mark tells the class
-    context: float = 0.8               # P(a context-bearing class brings its context: sky, water, rails, grass)
-    cooccurrence: float = 0.5          # P(a further object is a usual companion of an earlier class)
-    occlusion: float = 0.4             # P(a further object is placed over an earlier one)
-    min_visible: float = 0.35          # share of each object that occluders must leave visible
-    clutter: int = 6                   # at most this many textured distractor shapes per image
-    min_scale: float = 0.3             # object long side / image long side, lower bound
-    max_scale: float = 0.75            # ... upper bound
-    rotation: float = 15.0             # objects are rotated by up to this many degrees
-    mark_size: float = 0.4             # mark radius / the object's short half side
-    void_width: int = 2                # width in px of the 255 band along object boundaries (0: none)
-    noise: float = 6.0                 # std of additive Gaussian pixel noise (0..255 scale)
-    jpeg_quality: int = 90
-
-    def __post_init__(self) -> None:
-        for field in fields(self):
-            value = getattr(self, field.name)
-            expected = int if field.type is int else (int, float)
-            if isinstance(value, bool) or not isinstance(value, expected):
-                raise ValueError(f"synth_voc.{field.name} must be of type {field.type.__name__}, got {value!r}")
-        self._check("train", self.train >= 1, ">= 1")
-        self._check("val", self.val >= 1, ">= 1")
-        self._check("train_aug", self.train_aug >= self.train, f">= synth_voc.train ({self.train})")
-        self._check("size", self.size >= 32, ">= 32")
-        self._check("max_objects", self.max_objects >= 1, ">= 1")
-        for name in ("discriminative_part", "context", "cooccurrence", "occlusion", "min_visible"):
-            self._check(name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
-        self._check("clutter", self.clutter >= 0, ">= 0")
-        self._check("min_scale", 0.0 < self.min_scale <= 1.0, "in (0, 1]")
-        self._check("max_scale", self.min_scale <= self.max_scale <= 1.0, f"in [synth_voc.min_scale ({self.min_scale}), 1]")
-        self._check("rotation", 0.0 <= self.rotation <= 90.0, "in [0, 90]")
-        self._check("mark_size", 0.0 < self.mark_size <= 1.0, "in (0, 1]")
-        self._check("void_width", self.void_width >= 0, ">= 0")
-        self._check("noise", self.noise >= 0.0, ">= 0")
-        self._check("jpeg_quality", 1 <= self.jpeg_quality <= 100, "in [1, 100]")
-
-    def _check(self, name: str, ok: bool, requirement: str) -> None:
-        if not ok:
-            raise ValueError(f"synth_voc.{name} must be {requirement}, got {getattr(self, name)!r}")
 
 
 # ----------------------------------------------------------------------------- class appearance
