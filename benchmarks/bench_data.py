@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from wsss.data import sod, synth_sod, synth_voc, voc  # noqa: E402
-from wsss.io import read_label_png  # noqa: E402
+from wsss.io import read_id_list, read_label_png  # noqa: E402
 
 SHARED_VOC = ROOT.parent / "shared" / "data" / "voc2012"
 
@@ -50,7 +50,7 @@ def run(voc_images: int, sod_images: int, size: int, workers: int) -> dict:
 
     masks = SHARED_VOC / "SegmentationClassAug"
     if masks.is_dir():
-        ids = voc.read_id_list(SHARED_VOC / "ImageSets" / "Segmentation" / "train.txt")
+        ids = read_id_list(SHARED_VOC / "ImageSets" / "Segmentation" / "train.txt")
         seconds = timed(lambda: [read_label_png(masks / f"{image_id}.png") for image_id in ids])
         figures["read_voc_train_masks_per_s_1_process"] = round(len(ids) / seconds, 1)
     return figures

@@ -28,8 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from wsss.io import read_label_png, save_label_png  # noqa: E402
-from wsss.metrics.segmentation import read_id_list  # noqa: E402
+from wsss.io import read_id_list, read_label_png, save_label_png  # noqa: E402
 
 OURS = """
 import json, sys

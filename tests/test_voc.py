@@ -115,7 +115,7 @@ def _image_missing(root):
 
 def _empty_split(root):
     (root / "ImageSets" / "Segmentation" / "val.txt").write_text("\n")
-    return "val.txt", "split list is empty"
+    return "val.txt", "id list is empty"
 
 
 def _missing_split(root):
@@ -228,7 +228,7 @@ def test_sbd_errors(voc_root, tmp_path):
     with pytest.raises(voc.DatasetError, match="2008_000099.mat: not an SBD cls .mat"):
         voc.convert_sbd(sbd, voc_root, progress=False)
     assert not (voc_root / "SegmentationClassAug").exists()
-    with pytest.raises(voc.DatasetError, match=r"sbd/val.txt: split list is empty"):
+    with pytest.raises(ValueError, match=r"sbd/val.txt: id list is empty"):
         voc.build_train_aug(voc_root, sbd)
 
 

@@ -30,6 +30,18 @@ def _require(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def _at_least(config, minimum: float, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        _require(value >= minimum, f"{name} must be >= {minimum}, got {value}")
+
+
+def _above(config, bound: float, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        _require(value > bound, f"{name} must be > {bound}, got {value}")
+
+
 def _check_scalar_types(config, section: str) -> None:
     """Type-check the scalar fields of a config built in code (``build`` checks what comes from YAML)."""
     for name, hint in typing.get_type_hints(type(config)).items():
@@ -46,7 +58,7 @@ class RuntimeConfig:
     workers: int
 
     def __post_init__(self):
-        _require(self.workers >= 0, f"workers must be >= 0, got {self.workers}")
+        _at_least(self, 0, "workers")
 
 
 @dataclass(frozen=True)
@@ -190,7 +202,7 @@ class EvaluateConfig:
         start, stop, step = self.bg_sweep
         _require(0.0 <= start < stop <= 1.0 and step > 0,
                  f"bg_sweep must be [start, stop, step] with 0 <= start < stop <= 1 and step > 0, got {list(self.bg_sweep)}")
-        _require(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
+        _at_least(self, 1, "workers")
 
 
 @dataclass(frozen=True)
@@ -211,11 +223,10 @@ class TrainClsConfig:
     color_jitter: tuple[float, float, float, float]
 
     def __post_init__(self):
-        _require(self.crop >= 16, f"crop must be >= 16, got {self.crop}")
-        _require(self.batch >= 1, f"batch must be >= 1, got {self.batch}")
-        _require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        _require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        _at_least(self, 16, "crop")
+        _at_least(self, 1, "batch", "epochs")
+        _above(self, 0, "lr")
+        _at_least(self, 0, "weight_decay")
         _require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         _require(0 < self.resize_long[0] <= self.resize_long[1],
                  f"resize_long must be [low, high] with 0 < low <= high, got {list(self.resize_long)}")
@@ -248,7 +259,7 @@ class CRFConfig:
 
     def __post_init__(self):
         _require(0 < self.alpha_low <= self.alpha_high, f"need 0 < alpha_low <= alpha_high, got {self.alpha_low}, {self.alpha_high}")
-        _require(self.iterations >= 1, f"iterations must be >= 1, got {self.iterations}")
+        _at_least(self, 1, "iterations")
 
 
 @dataclass(frozen=True)
@@ -270,10 +281,9 @@ class TrainSegConfig:
     test_crf: bool
 
     def __post_init__(self):
-        _require(self.crop >= 16, f"crop must be >= 16, got {self.crop}")
-        _require(self.batch >= 1, f"batch must be >= 1, got {self.batch}")
-        _require(self.iterations >= 1, f"iterations must be >= 1, got {self.iterations}")
-        _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _at_least(self, 16, "crop")
+        _at_least(self, 1, "batch", "iterations")
+        _above(self, 0, "lr")
         _require(0 < self.scale_range[0] <= self.scale_range[1], f"scale_range must be [low, high], got {list(self.scale_range)}")
 
 
@@ -303,8 +313,8 @@ class SCCAMConfig:
     epochs: int
 
     def __post_init__(self):
-        _require(self.clusters >= 2, f"clusters must be >= 2, got {self.clusters}")
-        _require(self.rounds >= 1, f"rounds must be >= 1, got {self.rounds}")
+        _at_least(self, 2, "clusters")
+        _at_least(self, 1, "rounds")
 
 
 @dataclass(frozen=True)
@@ -324,9 +334,8 @@ class LDFConfig:
     two_stage: bool
 
     def __post_init__(self):
-        _require(self.batch >= 1, f"batch must be >= 1, got {self.batch}")
-        _require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _at_least(self, 1, "batch", "epochs")
+        _above(self, 0, "lr")
         _require(len(self.train_sizes) > 0 and min(self.train_sizes) >= 16, f"train_sizes must be >= 16, got {list(self.train_sizes)}")
 
 

@@ -40,6 +40,17 @@ def write_json(path: str | Path, data) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def read_id_list(path: str | Path) -> list[str]:
+    """Ids of a list file: one bare id per line, or psa-style lines ``/JPEGImages/x.jpg /SegmentationClassAug/x.png``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: id list not found")
+    ids = [Path(line.split()[0]).stem for line in path.read_text().splitlines() if line.strip()]
+    if not ids:
+        raise ValueError(f"{path}: id list is empty")
+    return ids
+
+
 def save_label_png(path: str | Path, labels: np.ndarray) -> None:
     """Save an HxW uint8 label map as a VOC palette PNG (mode P)."""
     image = Image.fromarray(np.asarray(labels, dtype=np.uint8), mode="P")

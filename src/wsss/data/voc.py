@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from wsss.data.classes import IGNORE_INDEX, NUM_VOC_CLASSES, VOC_CLASSES
 from wsss.data.download import RESOURCES, download
-from wsss.io import atomic_path, read_label_png, save_label_png, write_json
+from wsss.io import atomic_path, read_id_list, read_label_png, save_label_png, write_json
 
 MASK_DIRS = ("SegmentationClassAug", "SegmentationClass")
 SPLIT_DIR = Path("ImageSets") / "Segmentation"
@@ -66,17 +66,6 @@ def check_voc_root(root: str | Path) -> Path:
         if not (root / folder).is_dir():
             raise DatasetError(f"{root / folder}: folder missing. {voc_help(root)}")
     return root
-
-
-def read_id_list(path: str | Path) -> list[str]:
-    """Ids of a list file: one bare id per line, or psa-style image/mask path pairs."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: split list not found")
-    ids = [Path(line.split()[0]).stem for line in path.read_text().splitlines() if line.strip()]
-    if not ids:
-        raise DatasetError(f"{path}: split list is empty")
-    return ids
 
 
 def read_split(root: str | Path, split: str) -> list[str]:

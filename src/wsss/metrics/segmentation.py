@@ -30,7 +30,7 @@ import numpy as np
 
 from wsss.data.cam_files import cam_path, load_cams
 from wsss.data.classes import IGNORE_INDEX, NUM_VOC_CLASSES, VOC_CLASSES
-from wsss.io import read_label_png
+from wsss.io import read_id_list, read_label_png
 
 CHUNK = 32  # images per worker task
 
@@ -102,14 +102,6 @@ def sweep_thresholds(start: float, stop: float, step: float) -> list[float]:
         raise ValueError(f"bad threshold sweep ({start}, {stop}, {step}): need start < stop and step > 0")
     count = int(np.ceil(round((stop - start) / step, 6)))
     return [round(start + i * step, 6) for i in range(count)]
-
-
-def read_id_list(path: str | Path) -> list[str]:
-    """Ids from a VOC list file: the first token of every non-empty line."""
-    ids = [line.split()[0] for line in Path(path).read_text().splitlines() if line.strip()]
-    if not ids:
-        raise ValueError(f"{path}: empty id list")
-    return ids
 
 
 # -- confusions -------------------------------------------------------------------------------
