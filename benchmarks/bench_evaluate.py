@@ -4,7 +4,7 @@ Writes a degraded copy of the ground truth (shifted masks, swapped classes, drop
 no 255, so both tools agree on every pixel) to a temporary folder, then times, as whole
 processes (median of ``--repeats`` runs after one warm-up):
 
-(a) ``wsss.metrics.segmentation.evaluate_label_dirs`` called from ``python -c``;
+(a) ``wsss evaluate segmentation --no-track`` (the user's command, reading params.yaml);
 (b) with ``--seam-dir``, SEAM's official ``evaluation.py`` (YudeWang/SEAM), run unmodified.
 
 Both must give the same mIoU to 1e-6. Prints JSON (images/s and the ratio).
@@ -30,14 +30,6 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from wsss.io import read_id_list, read_label_png, save_label_png  # noqa: E402
 
-OURS = """
-import json, sys
-from wsss.metrics.segmentation import evaluate_label_dirs
-result = evaluate_label_dirs(sys.argv[1], sys.argv[2], sys.argv[3], workers=int(sys.argv[4]))
-print(json.dumps({"miou": result["miou"], "count": result["count"]}))
-"""
-
-
 def degrade(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A plausible wrong prediction: shifted mask, sometimes a swapped class, a dropped block."""
     pred = np.where(gt == 255, 0, gt).astype(np.uint8)
@@ -53,20 +45,19 @@ def degrade(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return pred
 
 
-def time_runs(commands: dict[str, list[str]], repeats: int, env: dict) -> tuple[dict, dict, dict]:
+def time_runs(commands: dict[str, list[str]], repeats: int, env: dict) -> tuple[dict, dict]:
     """Wall and CPU (user + system, all processes) seconds of whole processes, interleaved
     so that load from other programs hits every tool alike."""
     for command in commands.values():
         subprocess.run(command, check=True, capture_output=True, env=env)  # warm-up (page cache)
-    wall, cpu, outputs = {name: [] for name in commands}, {name: [] for name in commands}, {}
+    wall, cpu = {name: [] for name in commands}, {name: [] for name in commands}
     for _ in range(repeats):
         for name, command in commands.items():
             cpu_start, start = _children_cpu(), time.perf_counter()
-            done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+            subprocess.run(command, check=True, capture_output=True, env=env)
             wall[name].append(time.perf_counter() - start)
             cpu[name].append(_children_cpu() - cpu_start)
-            outputs[name] = done.stdout
-    return wall, cpu, outputs
+    return wall, cpu
 
 
 def _children_cpu() -> float:
@@ -85,6 +76,8 @@ def main() -> None:
     parser.add_argument("--voc", type=Path, default=ROOT.parent / "shared/data/voc2012",
                         help="VOC folder with SegmentationClassAug/ and ImageSets/Segmentation/")
     parser.add_argument("--split", default="train")
+    parser.add_argument("--sod", type=Path, default=ROOT.parent / "shared/data/sod-eval",
+                        help="folder with masks/ and pred/DSS/ (saliency scoring speed)")
     parser.add_argument("--seam-dir", type=Path, help="a checkout of YudeWang/SEAM (its evaluation.py is run as is)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
@@ -102,14 +95,17 @@ def main() -> None:
         for image_id in ids:
             save_label_png(pred_dir / f"{image_id}.png", degrade(read_label_png(gt_dir / f"{image_id}.png"), rng))
 
-        commands = {"ours": [sys.executable, "-c", OURS, str(pred_dir), str(gt_dir), str(list_file), str(args.workers)]}
+        ours_json = Path(tmp) / "ours.json"
+        commands = {"ours": [sys.executable, "-m", "wsss.cli", "evaluate", "segmentation", "--pred", str(pred_dir),
+                             "--gt", str(gt_dir), "--list", str(list_file), "--out", str(ours_json),
+                             "--workers", str(args.workers), "--no-track", "--params", str(ROOT / "params.yaml")]}
         log = Path(tmp) / "seam_log.txt"
         if args.seam_dir:
             commands["seam"] = [sys.executable, str(args.seam_dir / "evaluation.py"), "--list", str(list_file),
                                 "--predict_dir", str(pred_dir), "--gt_dir", str(gt_dir), "--logfile", str(log),
                                 "--comment", "bench", "--type", "png"]
-        wall, cpu, outputs = time_runs(commands, args.repeats, env)
-        ours = json.loads(outputs["ours"])
+        wall, cpu = time_runs(commands, args.repeats, env)
+        ours = json.loads(ours_json.read_text())
         report = {"images": len(ids), "split": args.split, "workers": args.workers, "cpus": os.cpu_count(),
                   "load_average_1min": round(os.getloadavg()[0], 2),
                   "ours": {**summary(wall["ours"], cpu["ours"], len(ids)), "miou": ours["miou"]}}
@@ -119,7 +115,19 @@ def main() -> None:
             report["seam"] = {**summary(wall["seam"], cpu["seam"], len(ids)), "miou": seam_miou}
             report["speedup"] = round(report["ours"]["img_per_s"] / report["seam"]["img_per_s"], 2)
             assert abs(seam_miou - ours["miou"]) < 1e-6, f"mIoU differs: ours {ours['miou']}, SEAM {seam_miou}"
+        report["saliency"] = saliency(args.sod, args.repeats, env, Path(tmp))
     print(json.dumps(report, indent=2))
+
+
+def saliency(sod: Path, repeats: int, env: dict, tmp: Path) -> dict | None:
+    """Whole-process ``wsss evaluate saliency --no-track`` on the SOD benchmark's published maps."""
+    masks, maps = sod / "masks", sod / "pred" / "DSS"
+    if not masks.is_dir():
+        return None
+    command = [sys.executable, "-m", "wsss.cli", "evaluate", "saliency", "--pred", str(maps), "--gt", str(masks),
+               "--out", str(tmp / "saliency.json"), "--no-track", "--params", str(ROOT / "params.yaml")]
+    wall, cpu = time_runs({"saliency": command}, repeats, env)
+    return summary(wall["saliency"], cpu["saliency"], len(list(masks.glob("*.png"))))
 
 
 if __name__ == "__main__":

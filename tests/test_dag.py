@@ -28,17 +28,17 @@ def test_dvc_yaml_is_generated_from_the_snakefile(monkeypatch):
 def test_every_dvc_stage_is_a_snakemake_job_with_the_same_files(monkeypatch):
     monkeypatch.chdir(ROOT)
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    jobs = {job["rule"]: job for job in snakemake_jobs([])}
-    assert set(stages) == set(jobs) - {"all"}
-    for rule, stage in stages.items():
+    jobs = {job["stage"]: job for job in snakemake_jobs([])}
+    assert set(stages) == set(jobs)
+    for name, stage in stages.items():
         outs = set(stage.get("outs", [])) | {next(iter(m)) for m in stage.get("metrics", [])}
-        assert outs == set(jobs[rule]["outputs"]), rule
-        assert set(stage.get("deps", [])) == set(jobs[rule]["inputs"]), rule
-        assert stage["cmd"] == f"snakemake --cores all {' '.join(jobs[rule]['outputs'])}"
+        assert outs == set(jobs[name]["outputs"]), name
+        assert set(stage.get("deps", [])) == set(jobs[name]["inputs"]), name
+        assert stage["cmd"] == f"snakemake --cores all {' '.join(jobs[name]['outputs'])}"
 
 
 def test_a_renamed_output_is_caught():
-    jobs = [{"rule": "prepare_voc", "inputs": ["data/synth/voc"], "outputs": ["data/prepared/voc"]}]
+    jobs = [{"stage": "prepare_voc", "rule": "prepare_voc", "inputs": ["data/synth/voc"], "outputs": ["data/prepared/voc"]}]
     generated = dvc_stages(jobs, {"profiles": {"smoke": {"voc": {}}}})
     edited = yaml.safe_load(yaml.safe_dump(generated))
     edited["stages"]["prepare_voc"]["outs"] = ["data/prepared/voc2"]

@@ -9,8 +9,7 @@ same keys, so both runners invalidate the same stages.
 
 from __future__ import annotations
 
-import csv
-import io
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,22 +62,33 @@ def rule_params(cfg: Config, rule: str) -> dict:
 
 
 def snakemake_jobs(targets: list[str], snakefile: str | Path = "Snakefile", cwd: str | Path = ".") -> list[dict]:
-    """Every job Snakemake would run to build ``targets`` from scratch: rule, inputs, outputs."""
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--detailed-summary",
-               "--cores", "1", "--forceall", *(targets or ["all"])]
+    """Every job Snakemake would run to build ``targets`` from scratch: stage name, rule, inputs, outputs.
+
+    Read from a forced dry run, which lists every job whether or not its files exist. A rule that
+    runs for several wildcard values gives one stage per job, named ``<rule>_<values>``.
+    """
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--dry-run", "--forceall",
+               "--cores", "1", *(targets or ["all"])]
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"snakemake --detailed-summary failed:\n{result.stderr[-3000:]}")
-    rows = list(csv.DictReader(io.StringIO(result.stdout), delimiter="\t"))
-    jobs: dict[str, dict] = {}
-    for row in rows:
-        rule = row["rule"]
-        if rule in ("-", ""):
-            continue
-        job = jobs.setdefault(rule, {"rule": rule, "inputs": set(), "outputs": set()})
-        job["outputs"].add(row["output_file"])
-        job["inputs"].update(item for item in row["input-file(s)"].split(",") if item and item != "-")
-    return [dict(job, inputs=sorted(job["inputs"]), outputs=sorted(job["outputs"])) for job in jobs.values()]
+        raise RuntimeError(f"snakemake --dry-run failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    jobs, job = [], None
+    for line in result.stdout.splitlines():
+        header = re.fullmatch(r"(?:local)?rule (\w+):", line.strip()) if not line.startswith(" ") else None
+        if header:
+            job = {"rule": header.group(1), "inputs": [], "outputs": [], "wildcards": ""}
+            jobs.append(job)
+        elif job is not None and line.startswith("    ") and ": " in line:
+            key, value = line.strip().split(": ", 1)
+            if key in ("input", "output"):
+                job[f"{key}s"] = sorted(value.split(", "))
+            elif key == "wildcards":
+                job["wildcards"] = "_".join(item.split("=", 1)[1] for item in value.split(", "))
+        elif not line.strip():
+            job = None
+    for job in jobs:
+        job["stage"] = f"{job['rule']}_{job.pop('wildcards')}".rstrip("_")
+    return [job for job in jobs if job["rule"] != "all"]
 
 
 def dvc_stages(jobs: list[dict], raw_params: dict) -> dict:
@@ -89,7 +99,7 @@ def dvc_stages(jobs: list[dict], raw_params: dict) -> dict:
     ``dvc repro -f <stage>``.
     """
     stages = {}
-    for job in sorted(jobs, key=lambda job: job["rule"]):
+    for job in sorted(jobs, key=lambda job: job["stage"]):
         rule = job["rule"]
         metrics = [path for path in job["outputs"] if path.startswith("results/") and path.endswith(".json")]
         outs = [path for path in job["outputs"] if path not in metrics]
@@ -103,7 +113,7 @@ def dvc_stages(jobs: list[dict], raw_params: dict) -> dict:
             stage["outs"] = outs
         if metrics:
             stage["metrics"] = [{path: {"cache": False}} for path in metrics]
-        stages[rule] = stage
+        stages[job["stage"]] = stage
     return {"stages": stages}
 
 
