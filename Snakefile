@@ -21,10 +21,11 @@ os.environ.setdefault("WSSS_PIPELINE_ID", uuid.uuid4().hex)
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/wsss.smk"
 
 
 rule all:
     default_target: True
     input:
-        "data/prepared/voc",
+        "results/voc_miou.json",
         "data/prepared/sod",

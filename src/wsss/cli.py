@@ -7,6 +7,7 @@ Stage modules are imported only when their command runs, so light commands start
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -15,6 +16,17 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default="params.yaml", help="the configuration file (default: params.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a configuration key, e.g. --set train_cls.lr=0.05 (repeatable)")
+
+
+# Pipeline stages of the WSSS chain: command -> (module in wsss.stages, help, path arguments).
+STAGES = {
+    "train-cls": ("train_cls", "train the CAM classifier on train_aug", ("voc", "out")),
+    "infer-cam": ("infer_cam", "multi-scale CAMs of a split", ("voc", "model", "out")),
+    "crf": ("crf", "dense-CRF pseudo labels from CAMs", ("voc", "cams", "out")),
+    "train-seg": ("train_seg", "train DeepLab on pseudo labels", ("voc", "labels", "out")),
+    "infer-seg": ("infer_seg", "DeepLab predictions of a split", ("voc", "model", "out")),
+    "summarize-voc": ("summarize_voc", "write results/voc_miou.json", ("seg", "cam", "pseudo", "out")),
+}
 
 
 def _flag_overrides(args: argparse.Namespace, section: str, names: tuple[str, ...]) -> list[str]:
@@ -74,6 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     sal.add_argument("--plot", type=Path, help="also save the PR and F-threshold curves here")
     _eval_args(sal)
 
+    for command, (_, description, paths) in STAGES.items():
+        stage = commands.add_parser(command, help=description)
+        for name in paths:
+            stage.add_argument(f"--{name}", required=True, type=Path)
+        if "model" in paths or "cams" in paths:
+            stage.add_argument("--split", default="train_aug", help="the prepared split to process")
+        stage.add_argument("--workers", type=int, default=1, help="processes (inference, CRF)")
+        _config_args(stage)
+
     config = commands.add_parser("config", help="print the resolved configuration")
     _config_args(config)
 
@@ -124,6 +145,9 @@ def _dispatch(args: argparse.Namespace) -> int | None:
 
             download(args.resource, args.dest)
             return 0
+    if args.command in STAGES:
+        module = importlib.import_module(f"wsss.stages.{STAGES[args.command][0]}")
+        return module.run(args)
     if args.command == "evaluate":
         from wsss.stages import evaluate
 

@@ -276,15 +276,32 @@ class TrainSegConfig:
     momentum: float
     weight_decay: float
     scale_range: tuple[float, float]
-    test_scales: tuple[float, ...]
-    test_flip: bool
-    test_crf: bool
 
     def __post_init__(self):
         _at_least(self, 16, "crop")
         _at_least(self, 1, "batch", "iterations")
         _above(self, 0, "lr")
         _require(0 < self.scale_range[0] <= self.scale_range[1], f"scale_range must be [low, high], got {list(self.scale_range)}")
+
+
+@dataclass(frozen=True)
+class InferSegConfig:
+    """DeepLab inference: multi-scale + flip logits averaged, then optionally a dense CRF on the softmax
+    (SEAM's retraining test: semantic-segmentation-codebase seamv1-pseudovoc; reference §6, §9)."""
+
+    scales: tuple[float, ...]
+    flip: bool
+    crf: bool
+    crf_iterations: int
+    gaussian_sxy: float
+    gaussian_compat: float
+    bilateral_sxy: float
+    bilateral_srgb: float
+    bilateral_compat: float
+
+    def __post_init__(self):
+        _require(len(self.scales) > 0 and all(s > 0 for s in self.scales), f"scales must be positive, got {list(self.scales)}")
+        _at_least(self, 1, "crf_iterations")
 
 
 @dataclass(frozen=True)
@@ -344,6 +361,7 @@ class Config:
     """The resolved configuration of one pipeline invocation."""
 
     profile: Literal["smoke", "paper"]
+    method: Literal["cam"]
     seed: int
     runtime: RuntimeConfig
     tracking: TrackingConfig
@@ -356,6 +374,7 @@ class Config:
     infer_cam: InferCamConfig
     crf: CRFConfig
     train_seg: TrainSegConfig
+    infer_seg: InferSegConfig
     seam: SEAMConfig
     sccam: SCCAMConfig
     ldf: LDFConfig

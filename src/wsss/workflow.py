@@ -23,6 +23,14 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "synth_sod": ("synth_sod",),
     "prepare_voc": ("voc",),
     "prepare_sod": ("sod",),
+    "train_cls": ("seed", "runtime.precision", "train_cls"),
+    "infer_cam": ("runtime.precision", "infer_cam"),
+    "crf": ("crf",),
+    "eval_cam": ("evaluate",),
+    "eval_pseudo": ("evaluate",),
+    "train_seg": ("seed", "runtime.precision", "train_seg"),
+    "infer_seg": ("runtime.precision", "infer_seg"),
+    "eval_seg": ("evaluate",),
 }
 
 DVC_HEADER = "# Generated from the Snakefile by `wsss dag dvc`; do not edit (tests/test_dag.py checks it).\n"
@@ -56,9 +64,17 @@ def shell_overrides(overrides: list[str]) -> str:
 
 
 def rule_params(cfg: Config, rule: str) -> dict:
-    """The resolved config sections a rule reads (Snakemake's params trigger reruns it when they change)."""
+    """The resolved config keys a rule reads (Snakemake's params trigger reruns it when they change)."""
     resolved = cfg.to_dict()
-    return {section: resolved[section] for section in STAGE_PARAMS.get(rule, ())}
+    return {key: _lookup(resolved, key) for key in STAGE_PARAMS.get(rule, ())}
+
+
+def _lookup(tree: dict, dotted: str):
+    for part in dotted.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return None
+        tree = tree[part]
+    return tree
 
 
 def snakemake_jobs(targets: list[str], snakefile: str | Path = "Snakefile", cwd: str | Path = ".") -> list[dict]:
@@ -123,10 +139,11 @@ def _param_keys(rule: str, raw_params: dict) -> list[str]:
     These are exactly the keys whose change alters the resolved sections that Snakemake's params
     trigger compares, so both runners rerun the same stages.
     """
-    sections = STAGE_PARAMS.get(rule, ())
-    overridden = [f"profiles.{profile}.{section}" for section in sections
-                  for profile, overrides in (raw_params.get("profiles") or {}).items() if section in (overrides or {})]
-    return (["profile"] if overridden else []) + list(sections) + overridden
+    keys = STAGE_PARAMS.get(rule, ())
+    overridden = [f"profiles.{profile}.{key}" for key in keys
+                  for profile, overrides in (raw_params.get("profiles") or {}).items()
+                  if _lookup(overrides or {}, key) is not None]
+    return (["profile"] if overridden else []) + list(keys) + overridden
 
 
 def render_dvc_yaml(targets: list[str], params_file: str | Path = "params.yaml") -> str:

@@ -1,13 +1,13 @@
-# Evaluation rules for any method's outputs: CAMs and label maps scored on VOC train (pseudo-label
-# quality, the field's protocol), and saliency maps on each SOD test set. The method stages
-# produce their inputs; `{method}` names the method (cam, seam, sccam, ...).
+# Evaluation rules for any method's outputs: CAMs and pseudo labels scored on VOC train (pseudo-label
+# quality, the field's protocol: train ⊂ train_aug, so the train_aug folders hold them), and saliency
+# maps on each SOD test set. `{method}` names the method (cam, seam, sccam, ...).
 
 VOC_GT = f"{CFG.voc.root}/SegmentationClass"
 
 
 rule eval_cam:
     input:
-        cams="data/cams/{method}",
+        cams="data/cams/{method}/train_aug",
         voc="data/prepared/voc",
     output:
         f"results/{CFG.voc_dataset}/{{method}}/cam_miou.json",
@@ -23,19 +23,19 @@ rule eval_cam:
         " --method {wildcards.method} --workers {threads} --out {output} {SET} > {log} 2>&1"
 
 
-rule eval_labels:
+rule eval_pseudo:
     input:
-        labels="data/labels/{method}/{kind}",
+        labels="data/pseudo/{method}/train_aug",
         voc="data/prepared/voc",
     output:
-        f"results/{CFG.voc_dataset}/{{method}}/{{kind}}_miou.json",
+        f"results/{CFG.voc_dataset}/{{method}}/pseudo_miou.json",
     params:
-        cfg=rule_params(CFG, "eval_labels"),
+        cfg=rule_params(CFG, "eval_pseudo"),
     threads: 2
     log:
-        "logs/eval_labels/{method}_{kind}.log",
+        "logs/eval_pseudo/{method}.log",
     benchmark:
-        "logs/benchmark/eval_labels/{method}_{kind}.tsv"
+        "logs/benchmark/eval_pseudo/{method}.tsv"
     shell:
         "wsss evaluate segmentation --pred {input.labels} --gt {VOC_GT} --list {input.voc}/train.txt"
         " --method {wildcards.method} --workers {threads} --out {output} {SET} > {log} 2>&1"

@@ -23,3 +23,14 @@ def section_without_params(args: argparse.Namespace, section: str, cls):
 
 def has_params(args: argparse.Namespace) -> bool:
     return Path(args.params).is_file()
+
+
+def load_trained(model, path: str | Path):
+    """Load a state dict written by ``wsss.engine.train`` into ``model`` (errors name the file)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: trained weights missing; run the training stage first")
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.eval()

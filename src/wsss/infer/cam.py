@@ -1,0 +1,160 @@
+"""Multi-scale, flipped CAM inference (reference §4).
+
+The procedure of psa ``infer_cls.py`` (lines 40-88) and SEAM ``infer_SEAM.py`` (lines 38-77):
+resize the image to each scale with PIL bicubic (psa/SEAM ``voc12/data.py``
+``VOC12ClsDatasetMSF``), normalise with the ImageNet mean/std, run the image and its
+left-right flip, upsample every map bilinearly to the original size, flip back, sum, keep
+the classes present and normalise per class. Unlike the official scripts (one forward pass
+per view, fp32), the flips of a scale go through the network as one batch, under the
+runtime's autocast and in channels-last memory.
+
+Parallelism (``infer_cam_dir``): on the 2-core CPU this was written on, one process with 2
+intra-op threads was measured against 2 processes with 1 thread each
+(``benchmarks/bench_infer.py``; figures in ``docs/architecture.md``). Processes win for
+small images, where one forward pass is too short to keep two threads busy; for VOC-sized
+images both are within noise and one process needs half the memory. So ``workers`` processes
+share the cores equally, and ``workers=1`` keeps every thread in the calling process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from wsss.config import InferCamConfig
+from wsss.data.cam_files import NUM_FOREGROUND, save_cams
+from wsss.data.voc import image_path
+from wsss.infer import read_rgb
+from wsss.io import atomic_path
+from wsss.runtime import Runtime
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _scaled_views(image: np.ndarray, scales) -> dict[tuple[int, int], list[torch.Tensor]]:
+    """Normalised 3×h×w tensors of the image at each scale, grouped by size so equal sizes share a batch.
+
+    Sizes are ``round(side * scale)`` and the resampling is PIL bicubic, as psa ``VOC12ClsDatasetMSF``.
+    """
+    height, width = image.shape[:2]
+    pil = Image.fromarray(image)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    groups = defaultdict(list)
+    for scale in scales:
+        size = (round(width * scale), round(height * scale))
+        pixels = np.asarray(pil.resize(size, resample=Image.BICUBIC) if size != (width, height) else pil)
+        tensor = torch.from_numpy(pixels.copy()).permute(2, 0, 1).float().div_(255)
+        groups[size].append((tensor - mean) / std)
+    return groups
+
+
+def normalise_cams(total: torch.Tensor, norm: str) -> torch.Tensor:
+    """Per-class normalisation of summed CAMs (K×H×W).
+
+    ``max``: ``sum / (max + 1e-5)`` (psa ``infer_cls.py`` line 75).
+    ``minmax``: negatives to 0, then ``(sum - min - 1e-5) / (max - min + 1e-5)`` with values below
+    ``min + 1e-5`` set to 0 (SEAM ``infer_SEAM.py`` lines 71-75). SEAM zeroes those pixels *before*
+    the division, which leaves them at ``-(min + 1e-5) / range``; here they are 0 after it, so every
+    score is ≥ 0 as the CAM files require.
+    """
+    if norm == "max":
+        return total / (total.amax(dim=(1, 2), keepdim=True) + 1e-5)
+    if norm == "minmax":
+        total = total.clamp(min=0)
+        low = total.amin(dim=(1, 2), keepdim=True)
+        high = total.amax(dim=(1, 2), keepdim=True)
+        return ((total - low - 1e-5) / (high - low + 1e-5)).clamp(min=0)
+    raise ValueError(f"unknown CAM normalisation {norm!r}; expected 'max' (psa) or 'minmax' (SEAM)")
+
+
+@torch.inference_mode()
+def multiscale_cam(model: torch.nn.Module, image: np.ndarray, keys, scales, flip: bool, norm: str,
+                   runtime: Runtime) -> np.ndarray:
+    """Normalised float32 K×H×W CAMs of one HxWx3 uint8 image for the foreground indices ``keys`` (0..19).
+
+    ``model`` is in eval mode on the runtime's device (``runtime.prepare``) and has ``cam(x) -> N×20×h×w``.
+    """
+    keys = np.asarray(keys, dtype=np.int64).reshape(-1)
+    if keys.size and (keys.min() < 0 or keys.max() >= NUM_FOREGROUND):
+        raise ValueError(f"foreground class indices {keys.tolist()} outside 0..{NUM_FOREGROUND - 1}")
+    height, width = image.shape[:2]
+    total = torch.zeros(keys.size, height, width)
+    if not keys.size:
+        return total.numpy()
+    index = torch.from_numpy(keys).to(runtime.device)
+    for views in _scaled_views(image, scales).values():
+        batch = torch.stack(views)
+        if flip:
+            batch = torch.cat([batch, batch.flip(-1)])
+        with runtime.autocast():
+            maps = model.cam(runtime.batch(batch))
+        maps = F.interpolate(maps.index_select(1, index).float(), (height, width), mode="bilinear",
+                             align_corners=False)
+        if flip:
+            maps = torch.cat([maps[:len(views)], maps[len(views):].flip(-1)])
+        total += maps.sum(0).cpu()
+    return normalise_cams(total, norm).numpy()
+
+
+def infer_cam_dir(model: torch.nn.Module, voc_root: str | Path, ids: list[str], labels: dict[str, np.ndarray],
+                  out_dir: str | Path, cfg: InferCamConfig, runtime: Runtime, workers: int = 1,
+                  progress: bool = True) -> dict:
+    """Write ``<id>.npz`` CAMs (keys = VOC indices 1..20) of every id into ``out_dir``, atomically.
+
+    ``labels`` maps id -> 20-dim multi-hot (``load_cls_labels``). With ``workers > 1``, that many
+    spawned processes share the CPU threads and each receives the model (its tensors in shared memory).
+    Returns throughput figures.
+    """
+    missing = [image_id for image_id in ids if image_id not in labels]
+    if missing:
+        raise ValueError(f"no image-level labels for {len(missing)} ids, e.g. {missing[:5]}")
+    model = runtime.prepare(model.eval())
+    threads = torch.get_num_threads()
+    workers = max(1, min(workers, len(ids))) if runtime.device.type == "cpu" else 1
+    start = time.perf_counter()
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        tasks = [(str(image_path(voc_root, image_id)), np.flatnonzero(labels[image_id] > 1e-5),
+                  str(tmp / f"{image_id}.npz")) for image_id in ids]
+        with tqdm(total=len(tasks), desc="infer_cam", disable=not progress) as bar:
+            if workers == 1:
+                for task in tasks:
+                    _infer_task(model, cfg, runtime, task)
+                    bar.update()
+            else:
+                threads = max(1, threads // workers)
+                context = torch.multiprocessing.get_context("spawn")
+                with context.Pool(workers, _init_worker, (model, cfg, runtime, threads)) as pool:
+                    for _ in pool.imap_unordered(_worker_task, tasks):
+                        bar.update()
+    seconds = time.perf_counter() - start
+    return {"images": len(ids), "seconds": round(seconds, 3), "images_per_s": round(len(ids) / seconds, 4),
+            "seconds_per_image": round(seconds / max(1, len(ids)), 4), "workers": workers,
+            "threads_per_worker": threads, "precision": runtime.precision}
+
+
+def _infer_task(model, cfg: InferCamConfig, runtime: Runtime, task: tuple[str, np.ndarray, str]) -> None:
+    path, keys, out = task
+    cams = multiscale_cam(model, read_rgb(path), keys, cfg.scales, cfg.flip, cfg.norm, runtime)
+    save_cams(out, keys + 1, cams)
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(model, cfg: InferCamConfig, runtime: Runtime, threads: int) -> None:
+    torch.set_num_threads(threads)
+    _WORKER.update(model=model, cfg=cfg, runtime=runtime)
+
+
+def _worker_task(task) -> None:
+    _infer_task(_WORKER["model"], _WORKER["cfg"], _WORKER["runtime"], task)

@@ -1,0 +1,66 @@
+"""Segmentation inference: multi-scale + flip logits averaged, softmax, optional dense CRF, argmax.
+
+As SEAM's retraining test (semantic-segmentation-codebase ``experiment/seamv1-pseudovoc/test.py``;
+reference §9): the mean of the logits over scales and flips, softmax, a 1-iteration CRF with
+Gaussian 3/3 and bilateral 32/13/10.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from wsss.config import InferSegConfig
+from wsss.data.datasets import VOCImages
+from wsss.infer.cam import scaled_views
+from wsss.infer.crf import dense_crf
+from wsss.io import atomic_path, save_label_png
+from wsss.runtime import Runtime
+
+
+def multiscale_logits(model: torch.nn.Module, image: np.ndarray, scales, flip: bool, runtime: Runtime) -> torch.Tensor:
+    """Mean C×H×W logits over scales (and horizontal flips) at the image's own size."""
+    height, width = image.shape[:2]
+    total, count = None, 0
+    for views in scaled_views(image, scales).values():
+        batch = torch.stack(views)
+        if flip:
+            batch = torch.cat([batch, batch.flip(-1)])
+        with runtime.autocast():
+            logits = model(runtime.batch(batch))
+        logits = F.interpolate(logits.float(), (height, width), mode="bilinear", align_corners=False).cpu()
+        if flip:
+            logits = torch.cat([logits[:len(views)], logits[len(views):].flip(-1)])
+        total = logits.sum(0) if total is None else total + logits.sum(0)
+        count += len(logits)
+    return total / count
+
+
+def segment(model: torch.nn.Module, image: np.ndarray, cfg: InferSegConfig, runtime: Runtime) -> np.ndarray:
+    """HxW uint8 label map of one HxWx3 uint8 image."""
+    probs = torch.softmax(multiscale_logits(model, image, cfg.scales, cfg.flip, runtime), dim=0).numpy()
+    if cfg.crf:
+        probs = dense_crf(image, probs, cfg.crf_iterations, cfg.gaussian_sxy, cfg.gaussian_compat,
+                          cfg.bilateral_sxy, cfg.bilateral_srgb, cfg.bilateral_compat)
+    return probs.argmax(axis=0).astype(np.uint8)
+
+
+@torch.inference_mode()
+def segment_dir(model: torch.nn.Module, voc_root: str | Path, ids: list[str], out_dir: str | Path,
+                cfg: InferSegConfig, runtime: Runtime, progress: bool = True) -> dict:
+    """Write ``<id>.png`` palette predictions of every id into ``out_dir``, atomically; return throughput."""
+    model = runtime.prepare(model.eval())
+    images = VOCImages(voc_root, ids)
+    start = time.perf_counter()
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        for image_id, image, _ in tqdm(images, desc="infer_seg", disable=not progress):
+            save_label_png(tmp / f"{image_id}.png", segment(model, image, cfg, runtime))
+    seconds = time.perf_counter() - start
+    return {"images": len(ids), "seconds": round(seconds, 3), "images_per_s": round(len(ids) / seconds, 3),
+            "precision": runtime.precision}

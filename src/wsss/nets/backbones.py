@@ -1,0 +1,296 @@
+"""Backbones with one interface: ``forward(x) -> {"low", "mid", "out"}`` feature maps.
+
+* ``resnet38d``: the wide ResNet-38 of psa/SEAM (:mod:`wsss.nets.resnet38d`), output stride 8.
+* ``resnet50`` / ``resnet101``: torchvision ResNets whose last stages are dilated to output stride 8 or 16
+  (DeepLab-v2 uses 8, irn 16).
+* ``small``: a narrow dilated ResNet for the CPU smoke profile, trained from scratch.
+
+``"low"`` and ``"mid"`` are the two levels SEAM's PCM reads (ResNet-38: conv4 and conv5, stride 8;
+torchvision ResNets: layer2 and layer3); ``"out"`` is the last level, at the output stride. Inputs are RGB
+normalised with the ImageNet mean and std (psa ``Normalize``).
+
+Every backbone parameter counts as "pretrained" for the psa/SEAM learning-rate groups
+(:func:`param_groups`), even when it starts from random weights, as in the smoke profile.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+NAMES = ("resnet38d", "resnet50", "resnet101", "small")
+
+# torchvision's ImageNet weights: resnet50-0676ba61.pth and resnet101-63fe2227.pth under torch.hub.get_dir()/checkpoints
+TORCHVISION_WEIGHTS = {"resnet50": "ResNet50_Weights", "resnet101": "ResNet101_Weights"}
+
+WHERE_TO_GET = {
+    "resnet38d": (
+        "It must be a PyTorch state dict with the psa/SEAM key names (conv1a.weight, b2.conv_branch2a.weight, ..., "
+        "bn7.running_var). Convert ademxapp's ImageNet model ilsvrc-cls_rna-a1_cls1000_ep-0001.params once with "
+        "convert_mxnet_to_torch of github.com/jiwoon-ahn/psa (network/resnet38d.py) and torch.save the dict, or use "
+        "psa's released res38_cls.pth (psa README) or the ImageNet model of SEAM's release (github.com/YudeWang/SEAM README)."
+    ),
+    "resnet50": "Use weights 'imagenet' for torchvision's file, or a state dict with torchvision key names.",
+    "resnet101": "Use weights 'imagenet' for torchvision's file, or a state dict with torchvision key names.",
+    "small": "The small backbone has no public weights: give a state dict saved from this project's small backbone.",
+}
+
+
+class Backbone(nn.Module):
+    """Base of every backbone: channels and strides of each level, and the official freezing.
+
+    Freezing follows psa/SEAM ``resnet38d.Net.train()``: with ``frozen_bn`` every BatchNorm stays in eval
+    mode (running statistics unchanged) with ``requires_grad=False`` affine parameters; the first
+    ``frozen_stages`` stages get ``requires_grad=False`` and also stay in eval mode. Parameters are frozen
+    once, at :meth:`freeze`; :meth:`train` keeps the frozen modules in eval mode.
+    """
+
+    channels: dict[str, int]
+    strides: dict[str, int]
+    frozen_bn: bool = False
+    frozen_stages: int = 0
+    weights_report: WeightsReport | None = None
+
+    @property
+    def out_channels(self) -> int:
+        return self.channels["out"]
+
+    def stages(self) -> list[list[nn.Module]]:
+        """The modules of each stage, input first (what ``frozen_stages`` counts)."""
+        raise NotImplementedError
+
+    def freeze(self, frozen_stages: int, frozen_bn: bool) -> None:
+        stages = self.stages()
+        if not 0 <= frozen_stages <= len(stages):
+            raise ValueError(f"frozen_stages must be in 0..{len(stages)} for {type(self).__name__}, got {frozen_stages}")
+        self.frozen_stages, self.frozen_bn = frozen_stages, frozen_bn
+        for module in self._frozen_modules():
+            module.requires_grad_(False)
+        self.train(self.training)
+
+    def _frozen_modules(self) -> list[nn.Module]:
+        modules = [m for stage in self.stages()[:self.frozen_stages] for m in stage]
+        if self.frozen_bn:
+            modules += [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        return modules
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for module in self._frozen_modules():
+            module.eval()
+        return self
+
+
+class TorchvisionResNet(Backbone):
+    """torchvision ResNet-50/101 without its classifier, last stages dilated (``replace_stride_with_dilation``).
+
+    Key names are torchvision's, so its ImageNet files load as they are (``fc.*`` is reported unused).
+    Stages: conv1+bn1, layer1..layer4; irn freezes conv1/bn1 and (by detaching) layer1.
+    """
+
+    def __init__(self, depth: int, output_stride: int = 8):
+        super().__init__()
+        import torchvision
+
+        net = getattr(torchvision.models, f"resnet{depth}")(replace_stride_with_dilation=[False, output_stride == 8, True])
+        self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
+        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
+        self.channels = {"low": 512, "mid": 1024, "out": 2048}
+        self.strides = {"low": 8, "mid": min(output_stride, 16), "out": output_stride}
+
+    def stages(self) -> list[list[nn.Module]]:
+        return [[self.conv1, self.bn1], [self.layer1], [self.layer2], [self.layer3], [self.layer4]]
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = self.layer1(self.maxpool(self.relu(self.bn1(self.conv1(x)))))
+        low = self.layer2(x)
+        mid = self.layer3(low)
+        return {"low": low, "mid": mid, "out": self.layer4(mid)}
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 convs with BN and a shortcut (He et al. CVPR'16), dilated where the stride is replaced.
+
+    The second BN starts at zero, so every block starts as the identity (Goyal et al. 2017), which
+    makes training from scratch stable.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, padding=dilation, dilation=dilation, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=dilation, dilation=dilation, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        nn.init.zeros_(self.bn2.weight)
+        self.shortcut = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(y + self.shortcut(x))
+
+
+class SmallResNet(Backbone):
+    """A narrow dilated ResNet (widths 32-64-128-256-256) for 64–128 px synthetic images on a CPU.
+
+    stem (stride 2) → layer1 (4) → layer2 (8, "low") → layer3 ("mid") → layer4 ("out"); at output stride 8
+    layer3/layer4 keep stride 8 with dilation 2/4, at 16 layer3 has stride 2 and layer4 dilation 2
+    (the torchvision/DeepLab scheme). Kaiming init, BN everywhere.
+    """
+
+    def __init__(self, output_stride: int = 8, blocks: tuple[int, int, int, int] = (1, 1, 2, 1)):
+        super().__init__()
+        os8 = output_stride == 8
+        self.stem = nn.Sequential(nn.Conv2d(3, 32, 3, 2, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(inplace=True))
+        self.layer1 = self._stage(32, 64, blocks[0], stride=2)
+        self.layer2 = self._stage(64, 128, blocks[1], stride=2)
+        self.layer3 = self._stage(128, 256, blocks[2], stride=1 if os8 else 2, dilation=2 if os8 else 1)
+        self.layer4 = self._stage(256, 256, blocks[3], dilation=4 if os8 else 2)
+        self.channels = {"low": 128, "mid": 256, "out": 256}
+        self.strides = {"low": 8, "mid": output_stride, "out": output_stride}
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    @staticmethod
+    def _stage(in_channels: int, out_channels: int, blocks: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+        return nn.Sequential(BasicBlock(in_channels, out_channels, stride, dilation),
+                             *(BasicBlock(out_channels, out_channels, 1, dilation) for _ in range(blocks - 1)))
+
+    def stages(self) -> list[list[nn.Module]]:
+        return [[self.stem], [self.layer1], [self.layer2], [self.layer3], [self.layer4]]
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        low = self.layer2(self.layer1(self.stem(x)))
+        mid = self.layer3(low)
+        return {"low": low, "mid": mid, "out": self.layer4(mid)}
+
+
+# ---------------------------------------------------------------- weights
+
+@dataclass
+class WeightsReport:
+    """What a weights file gave a network: keys loaded, network keys left at init, file keys unused."""
+
+    path: str
+    matched: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (f"{self.path}: {len(self.matched)} tensors loaded, {len(self.missing)} missing {self.missing[:5]}, "
+                f"{len(self.unexpected)} unused {self.unexpected[:5]}")
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A ``.pth`` state dict, also when nested under ``state_dict``/``model`` or saved from DataParallel."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_weights(module: nn.Module, path: str | Path) -> WeightsReport:
+    """``load_state_dict(strict=False)`` that reports which keys matched and fails when none does."""
+    state = read_state_dict(path)
+    try:
+        result = module.load_state_dict(state, strict=False)
+    except RuntimeError as error:
+        raise ValueError(f"{path}: the weights do not fit {type(module).__name__}: {error}") from None
+    unexpected = set(result.unexpected_keys)
+    report = WeightsReport(str(path), [k for k in state if k not in unexpected],
+                           [k for k in result.missing_keys if not k.endswith("num_batches_tracked")],
+                           list(result.unexpected_keys))
+    if not report.matched:
+        expected = list(module.state_dict())[:3]
+        raise ValueError(f"{path}: none of its {len(state)} tensors is a {type(module).__name__} parameter "
+                         f"(file keys {list(state)[:3]}, expected keys like {expected}): wrong file?")
+    return report
+
+
+def resolve_weights(name: str, weights: str) -> Path | None:
+    """The file behind ``weights``: "" = none (random init), "imagenet" = torchvision's cached file, else a path.
+
+    Never downloads: a missing file is an error that names it and says where to get it.
+    """
+    if not weights:
+        return None
+    if weights == "imagenet":
+        if name not in TORCHVISION_WEIGHTS:
+            raise ValueError(f"weights 'imagenet' means torchvision's file, which {name} does not have; "
+                             f"give the path of a .pth instead. {WHERE_TO_GET[name]}")
+        import torchvision
+
+        url = getattr(torchvision.models, TORCHVISION_WEIGHTS[name]).IMAGENET1K_V1.url
+        path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[1]
+        if not path.is_file():
+            raise FileNotFoundError(f"{name} ImageNet weights not found: {path}. This project never downloads them: "
+                                    f"fetch {url} and put it there (curl -L --create-dirs -o {path} {url}), "
+                                    "or set the weights to the path of a local copy.")
+        return path
+    path = Path(weights)
+    if path.suffix == ".params":
+        raise ValueError(f"{path} is an MXNet file, which this project does not read. {WHERE_TO_GET[name]}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{name} weights not found: {path}. {WHERE_TO_GET[name]} "
+                                f"Put the file at {path}, or set the weights to \"\" to train from scratch.")
+    return path
+
+
+# ---------------------------------------------------------------- factory and parameter groups
+
+def build_backbone(name: str, weights: str = "", output_stride: int = 8,
+                   frozen_bn: bool | None = None, frozen_stages: int | None = None) -> Backbone:
+    """A backbone by name, with its weights loaded and its frozen parts frozen.
+
+    ``frozen_bn`` / ``frozen_stages`` default to the psa/SEAM setting (all BN frozen, the first 2 stages:
+    ResNet-38 conv1a and b2–b2_2, torchvision conv1/bn1 and layer1) when ``weights`` are given, and to
+    nothing frozen when training from scratch (``weights=""``). The load report is kept in ``.weights_report``.
+    """
+    if output_stride not in (8, 16):
+        raise ValueError(f"output_stride must be 8 or 16, got {output_stride}")
+    if name == "resnet38d":
+        if output_stride != 8:
+            raise ValueError("resnet38d has output stride 8 only (psa/SEAM)")
+        from wsss.nets.resnet38d import ResNet38d
+
+        backbone = ResNet38d()
+    elif name in TORCHVISION_WEIGHTS:
+        backbone = TorchvisionResNet(int(name.removeprefix("resnet")), output_stride)
+    elif name == "small":
+        backbone = SmallResNet(output_stride)
+    else:
+        raise ValueError(f"unknown backbone {name!r}; expected one of {', '.join(NAMES)}")
+    path = resolve_weights(name, weights)
+    backbone.weights_report = load_weights(backbone, path) if path else None
+    if backbone.weights_report:
+        log.info("%s weights: %s", name, backbone.weights_report)
+    pretrained = path is not None
+    backbone.freeze(frozen_stages=(2 if pretrained else 0) if frozen_stages is None else frozen_stages,
+                    frozen_bn=pretrained if frozen_bn is None else frozen_bn)
+    return backbone
+
+
+def param_groups(model: nn.Module, pretrained: nn.Module) -> tuple[list, list, list, list]:
+    """The four psa/SEAM learning-rate groups (``get_parameter_groups``; lr ×1, ×2, ×10, ×20):
+    pretrained weights, pretrained biases, new weights, new biases.
+
+    Parameters of ``pretrained`` (the backbone) are pretrained, every other parameter of ``model`` is new;
+    only trainable parameters, each exactly once. Unlike psa, trainable BN parameters are included
+    (with the weights or biases by name), so nothing trainable is silently left out of the optimiser.
+    """
+    old = {id(p) for p in pretrained.parameters()}
+    groups = ([], [], [], [])
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups[(0 if id(p) in old else 2) + name.endswith("bias")].append(p)
+    return groups

@@ -1,0 +1,25 @@
+"""Stage ``infer_seg``: DeepLab predictions on ``val`` (multi-scale + flip, optional CRF)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from wsss.data.datasets import open_prepared_voc
+from wsss.infer.segment import segment_dir
+from wsss.runtime import pick_runtime
+from wsss.stages.common import load_trained, stage_config
+from wsss.stages.train_seg import build_deeplab
+from wsss.tracking import config_stage_run
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = stage_config(args)
+    voc = open_prepared_voc(args.voc)
+    runtime = pick_runtime(cfg.runtime.device, cfg.runtime.precision)
+    model = load_trained(build_deeplab(cfg.train_seg, weights=""), args.model)
+    with config_stage_run(cfg, "infer_seg", pipeline="wsss", method=cfg.method, data_paths=(str(args.voc),)) as tracked:
+        summary = segment_dir(model, voc.root, voc.split(args.split), args.out, cfg.infer_seg, runtime)
+        tracked.log_metrics({key: value for key, value in summary.items() if isinstance(value, (int, float))})
+    print(json.dumps(summary, indent=2))
+    return 0
