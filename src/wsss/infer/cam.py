@@ -33,13 +33,12 @@ from wsss.data.cam_files import NUM_FOREGROUND, save_cams
 from wsss.data.voc import image_path
 from wsss.infer import read_rgb
 from wsss.io import atomic_path
+from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from wsss.runtime import Runtime
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _scaled_views(image: np.ndarray, scales) -> dict[tuple[int, int], list[torch.Tensor]]:
+def scaled_views(image: np.ndarray, scales) -> dict[tuple[int, int], list[torch.Tensor]]:
     """Normalised 3×h×w tensors of the image at each scale, grouped by size so equal sizes share a batch.
 
     Sizes are ``round(side * scale)`` and the resampling is PIL bicubic, as psa ``VOC12ClsDatasetMSF``.
@@ -91,7 +90,7 @@ def multiscale_cam(model: torch.nn.Module, image: np.ndarray, keys, scales, flip
     if not keys.size:
         return total.numpy()
     index = torch.from_numpy(keys).to(runtime.device)
-    for views in _scaled_views(image, scales).values():
+    for views in scaled_views(image, scales).values():
         batch = torch.stack(views)
         if flip:
             batch = torch.cat([batch, batch.flip(-1)])
