@@ -1,5 +1,6 @@
 """One DAG, two runners: dvc.yaml agrees with the Snakefile, and both build, skip and rerun alike."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,14 +11,17 @@ import pytest
 import yaml
 
 from wsss.config import deep_merge
-from wsss.workflow import dvc_stages, render_dvc_yaml, snakemake_jobs
+from wsss.workflow import STAGE_PARAMS, dvc_stages, render_dvc_yaml, snakemake_jobs
 
 from conftest import ROOT
 
 BIN = Path(sys.executable).parent
 PROJECT_FILES = ("Snakefile", "params.yaml", "dvc.yaml", "workflow", ".dvc/config", ".dvcignore", ".gitignore")
 TINY = {"synth_voc": {"train": 6, "val": 4, "train_aug": 10, "size": 48},
-        "synth_sod": {"train": 6, "test": 4, "size": 48}}
+        "synth_sod": {"train": 6, "test": 4, "size": 48},
+        "profiles": {"smoke": {"train_cls": {"batch": 4, "epochs": 1, "crop": 32, "resize_long": [32, 48]},
+                               "infer_cam": {"scales": [1.0]},
+                               "train_seg": {"batch": 4, "iterations": 3, "crop": 32}}}}
 
 
 def test_dvc_yaml_is_generated_from_the_snakefile(monkeypatch):
@@ -69,18 +73,23 @@ def run(command, cwd):
     return result.stdout + result.stderr
 
 
-def planned_rules(cwd) -> set[str]:
-    """The rules `snakemake -n` would run."""
-    out = run(["snakemake", "-n", "--cores", "1", "--quiet", "rules"], cwd)
+def planned_rules(cwd, *targets) -> set[str]:
+    """The rules `snakemake -n` would run (for `rule all` unless targets are given)."""
+    out = run(["snakemake", "-n", "--cores", "1", "--quiet", "rules", *targets], cwd)
     if "Nothing to be done" in out:
         return set()
-    return {line.split()[0] for line in out.splitlines()
-            if line.strip() and line.split()[0] in ("synth_voc", "synth_sod", "prepare_voc", "prepare_sod")}
+    rules = set(STAGE_PARAMS) | {"summarize_voc"}
+    return {line.split()[0] for line in out.splitlines() if line.strip() and line.split()[0] in rules}
 
 
 @pytest.mark.slow
 def test_snakemake_builds_then_does_nothing_then_reruns_only_what_a_param_touches(project):
     run(["snakemake", "--cores", "2"], project)
+    summary = json.loads((project / "results/voc_miou.json").read_text())
+    assert {"dataset", "profile", "method", "miou", "per_class", "cam_miou", "pseudo_miou", "config_hash"} <= set(summary)
+    assert (summary["dataset"], summary["profile"], summary["method"]) == ("synthetic-voc", "smoke", "cam")
+    assert all(0.0 <= summary[key] <= 1.0 for key in ("miou", "cam_miou", "pseudo_miou"))
+    assert len(list((project / "data/pseudo/cam/train_aug").glob("*.png"))) == 10
     assert (project / "data/prepared/voc/train.txt").read_text().split() == (
         project / "data/synth/voc/ImageSets/Segmentation/train.txt").read_text().split()
     assert len((project / "data/prepared/sod/ECSSD.txt").read_text().splitlines()) == 4
@@ -90,6 +99,10 @@ def test_snakemake_builds_then_does_nothing_then_reruns_only_what_a_param_touche
     params["synth_sod"]["seed"] = 7
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert planned_rules(project) == {"synth_sod", "prepare_sod"}
+    params["crf"]["iterations"] = 5
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert planned_rules(project) == {"synth_sod", "prepare_sod", "crf", "eval_pseudo", "train_seg", "infer_seg",
+                                      "eval_seg", "summarize_voc"}
 
 
 @pytest.mark.slow
@@ -112,10 +125,12 @@ def test_the_profile_switch_reaches_every_stage(project):
     missing = subprocess.run(["snakemake", "-n", "--cores", "1", "--config", "profile=paper"], cwd=project,
                              env=env, capture_output=True, text=True)
     assert missing.returncode != 0
-    assert "VOCtrainval_11-May-2012.tar" in missing.stdout + missing.stderr
+    message = missing.stdout + missing.stderr
+    assert "VOCtrainval_11-May-2012.tar" in message or "DUTS-TR" in message  # where to get the data
 
     (project / "data/raw/VOCdevkit/VOC2012").mkdir(parents=True)
     (project / "data/raw/SOD").mkdir(parents=True)
     out = run(["snakemake", "-n", "--cores", "1", "--config", "profile=paper", "--printshellcmds"], project)
-    assert out.count("--set profile=paper") == 2  # prepare_voc and prepare_sod; no synthetic data needed
-    assert "synth_voc" not in out
+    assert "wsss data prepare-voc --out data/prepared/voc --workers 1 --set profile=paper" in out
+    assert "wsss train-cls --voc data/prepared/voc --out models/cam/classifier/model.pt --set profile=paper" in out
+    assert "synth_voc" not in out  # no synthetic data in the paper profile

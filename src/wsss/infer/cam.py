@@ -30,12 +30,11 @@ from tqdm import tqdm
 
 from wsss.config import InferCamConfig
 from wsss.data.cam_files import NUM_FOREGROUND, save_cams
+from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from wsss.data.voc import image_path
 from wsss.infer import read_rgb
 from wsss.io import atomic_path
-from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from wsss.runtime import Runtime
-
 
 
 def scaled_views(image: np.ndarray, scales) -> dict[tuple[int, int], list[torch.Tensor]]:
@@ -75,7 +74,7 @@ def normalise_cams(total: torch.Tensor, norm: str) -> torch.Tensor:
     raise ValueError(f"unknown CAM normalisation {norm!r}; expected 'max' (psa) or 'minmax' (SEAM)")
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: autocast caches its weight casts only under no_grad
 def multiscale_cam(model: torch.nn.Module, image: np.ndarray, keys, scales, flip: bool, norm: str,
                    runtime: Runtime) -> np.ndarray:
     """Normalised float32 K×H×W CAMs of one HxWx3 uint8 image for the foreground indices ``keys`` (0..19).
@@ -90,16 +89,17 @@ def multiscale_cam(model: torch.nn.Module, image: np.ndarray, keys, scales, flip
     if not keys.size:
         return total.numpy()
     index = torch.from_numpy(keys).to(runtime.device)
-    for views in scaled_views(image, scales).values():
-        batch = torch.stack(views)
+    outputs = []
+    with runtime.autocast():  # one region for all scales: autocast casts each weight once per image
+        for views in scaled_views(image, scales).values():
+            batch = torch.stack(views)
+            if flip:
+                batch = torch.cat([batch, batch.flip(-1)])
+            outputs.append((len(views), model.cam(runtime.batch(batch)).index_select(1, index)))
+    for count, maps in outputs:
+        maps = F.interpolate(maps.float(), (height, width), mode="bilinear", align_corners=False)
         if flip:
-            batch = torch.cat([batch, batch.flip(-1)])
-        with runtime.autocast():
-            maps = model.cam(runtime.batch(batch))
-        maps = F.interpolate(maps.index_select(1, index).float(), (height, width), mode="bilinear",
-                             align_corners=False)
-        if flip:
-            maps = torch.cat([maps[:len(views)], maps[len(views):].flip(-1)])
+            maps = torch.cat([maps[:count], maps[count:].flip(-1)])
         total += maps.sum(0).cpu()
     return normalise_cams(total, norm).numpy()
 
