@@ -39,7 +39,7 @@ def trainable(module):
 @pytest.mark.parametrize("name, output_stride, channels", [
     ("small", 8, (128, 256, 256)), ("small", 16, (128, 256, 256)),
     ("resnet50", 8, (512, 1024, 2048)), ("resnet50", 16, (512, 1024, 2048)),
-    ("resnet101", 8, (512, 1024, 2048)), ("resnet38d", 8, (512, 1024, 4096)),
+    ("resnet38d", 8, (512, 1024, 4096)),
 ])
 def test_levels_have_the_announced_strides_and_channels(name, output_stride, channels):
     backbone = build_backbone(name, output_stride=output_stride).eval()
@@ -177,7 +177,7 @@ def test_backbone_weights_load_by_path_and_report_keys(tmp_path):
 
 
 def test_pretrained_weights_freeze_by_default(tmp_path):
-    torch.save(ResNet38d().state_dict(), tmp_path / "res38.pth")
+    torch.save({"conv1a.weight": torch.zeros(64, 3, 3, 3)}, tmp_path / "res38.pth")  # a (tiny) pretrained file
     backbone = build_backbone("resnet38d", weights=str(tmp_path / "res38.pth"))
     assert backbone.frozen_bn and backbone.frozen_stages == 2
     assert not any(p.requires_grad for m in (backbone.conv1a, backbone.b2, backbone.b2_2, backbone.bn7) for p in m.parameters())

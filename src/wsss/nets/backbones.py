@@ -258,6 +258,9 @@ def build_backbone(name: str, weights: str = "", output_stride: int = 8,
     """
     if output_stride not in (8, 16):
         raise ValueError(f"output_stride must be 8 or 16, got {output_stride}")
+    if name not in NAMES:
+        raise ValueError(f"unknown backbone {name!r}; expected one of {', '.join(NAMES)}")
+    path = resolve_weights(name, weights)
     if name == "resnet38d":
         if output_stride != 8:
             raise ValueError("resnet38d has output stride 8 only (psa/SEAM)")
@@ -266,13 +269,10 @@ def build_backbone(name: str, weights: str = "", output_stride: int = 8,
         backbone = ResNet38d()
     elif name in TORCHVISION_WEIGHTS:
         backbone = TorchvisionResNet(int(name.removeprefix("resnet")), output_stride)
-    elif name == "small":
-        backbone = SmallResNet(output_stride)
     else:
-        raise ValueError(f"unknown backbone {name!r}; expected one of {', '.join(NAMES)}")
-    path = resolve_weights(name, weights)
-    backbone.weights_report = load_weights(backbone, path) if path else None
-    if backbone.weights_report:
+        backbone = SmallResNet(output_stride)
+    if path:
+        backbone.weights_report = load_weights(backbone, path)
         log.info("%s weights: %s", name, backbone.weights_report)
     pretrained = path is not None
     backbone.freeze(frozen_stages=(2 if pretrained else 0) if frozen_stages is None else frozen_stages,

@@ -76,33 +76,34 @@ class ResNet38d(Backbone):
     def __init__(self):
         super().__init__()
         self.conv1a = nn.Conv2d(3, 64, 3, padding=1, bias=False)
-        self._stages = [[self.conv1a],
-                        self._units("b2", 3, 64, 128, 128, stride=2),
-                        self._units("b3", 3, 128, 256, 256, stride=2),
-                        self._units("b4", 6, 256, 512, 512, stride=2),
-                        self._units("b5", 3, 512, 512, 1024, dilation=2, first_dilation=1)]
+        self._stage_names = [["conv1a"],
+                             self._units("b2", 3, 64, 128, 128, stride=2),
+                             self._units("b3", 3, 128, 256, 256, stride=2),
+                             self._units("b4", 6, 256, 512, 512, stride=2),
+                             self._units("b5", 3, 512, 512, 1024, dilation=2, first_dilation=1),
+                             ["b6"], ["b7", "bn7"]]
         self.b6 = BottleneckBlock(1024, 2048, dilation=4, dropout=0.3)
         self.b7 = BottleneckBlock(2048, 4096, dilation=4, dropout=0.5)
         self.bn7 = nn.BatchNorm2d(4096)
-        self._stages += [[self.b6], [self.b7, self.bn7]]
         self.channels = {"low": 512, "mid": 1024, "out": 4096}
         self.strides = {"low": 8, "mid": 8, "out": 8}
 
     def _units(self, name: str, count: int, in_channels: int, mid_channels: int, out_channels: int,
-               stride: int = 1, dilation: int = 1, first_dilation: int | None = None) -> list[ResBlock]:
-        """``count`` units named ``name``, ``name_1``, ...; only the first changes stride, width and dilation."""
+               stride: int = 1, dilation: int = 1, first_dilation: int | None = None) -> list[str]:
+        """Adds ``count`` units named ``name``, ``name_1``, ...; only the first changes stride, width and dilation."""
         units = [ResBlock(in_channels, mid_channels, out_channels, stride, dilation, first_dilation)]
         units += [ResBlock(out_channels, mid_channels, out_channels, dilation=dilation) for _ in range(count - 1)]
-        for k, unit in enumerate(units):
-            self.add_module(name if k == 0 else f"{name}_{k}", unit)
-        return units
+        names = [name] + [f"{name}_{k}" for k in range(1, count)]
+        for unit_name, unit in zip(names, units):
+            self.add_module(unit_name, unit)
+        return names
 
     def stages(self) -> list[list[nn.Module]]:
-        return self._stages
+        return [[getattr(self, name) for name in names] for names in self._stage_names]
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.conv1a(x)
-        b2, b3, b4, b5 = self._stages[1:5]
+        b2, b3, b4, b5 = self.stages()[1:5]
         for unit in b2 + b3 + b4:
             x, _ = unit(x)
         x, low = b5[0](x)
