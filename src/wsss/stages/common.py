@@ -34,3 +34,25 @@ def load_trained(model, path: str | Path):
         raise FileNotFoundError(f"{path}: trained weights missing; run the training stage first")
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.eval()
+
+
+def train_stage(cfg, stage: str, build_model, loss_fn, dataset, section, out: str | Path,
+                data_paths: tuple[str, ...]) -> None:
+    """Train a model of ``stage`` in the shared engine and publish its weights at ``out`` (rank 0).
+
+    Seeds before ``build_model()`` so the initial weights are reproducible; the checkpoint sits
+    beside ``out`` so that rerunning the same command resumes an interrupted run.
+    """
+    import os
+
+    from wsss.engine import TrainSettings, seed_everything, train
+    from wsss.tracking import config_stage_run, is_rank_zero
+
+    with config_stage_run(cfg, stage, pipeline="wsss", method=cfg.method, data_paths=data_paths,
+                          system_metrics=True) as tracked:
+        seed_everything(cfg.seed)
+        model_path = train(build_model(), loss_fn, dataset, TrainSettings.from_config(section, cfg.runtime, cfg.seed),
+                           Path(out).parent, tracked)
+        if is_rank_zero():
+            os.replace(model_path, out)
+            tracked.log_artifact(out, "model")

@@ -7,19 +7,15 @@ resize-long, flip, colour jitter, crop) and its four learning-rate groups, in th
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 import torch.nn.functional as F
 
 from wsss.config import TrainClsConfig
 from wsss.data.datasets import VOCClassification, open_prepared_voc
 from wsss.data.transforms import train_transform
-from wsss.engine import TrainSettings, seed_everything, train
 from wsss.nets.backbones import build_backbone
 from wsss.nets.cam import CAMNet
-from wsss.stages.common import stage_config
-from wsss.tracking import config_stage_run, is_rank_zero
+from wsss.stages.common import stage_config, train_stage
 
 
 def build_classifier(settings: TrainClsConfig, weights: str | None = None) -> CAMNet:
@@ -39,12 +35,6 @@ def run(args: argparse.Namespace) -> int:
     settings = cfg.train_cls
     transform = train_transform(settings.crop, resize_long=settings.resize_long, color_jitter=settings.color_jitter)
     dataset = VOCClassification(voc.root, voc.split("train_aug"), voc.labels, transform)
-    with config_stage_run(cfg, "train_cls", pipeline="wsss", method=cfg.method, data_paths=(str(args.voc),),
-                          system_metrics=True) as tracked:
-        seed_everything(cfg.seed)
-        model_path = train(build_classifier(settings), classification_loss, dataset,
-                           TrainSettings.from_config(settings, cfg.runtime, cfg.seed), Path(args.out).parent, tracked)
-        if is_rank_zero():
-            os.replace(model_path, args.out)
-            tracked.log_artifact(args.out, "model")
+    train_stage(cfg, "train_cls", lambda: build_classifier(settings), classification_loss, dataset, settings,
+                args.out, (str(args.voc),))
     return 0

@@ -6,8 +6,6 @@ Cross-entropy with 255 ignored on logits upsampled to the crop; random scale, fl
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 import torch.nn.functional as F
 
@@ -15,10 +13,8 @@ from wsss.config import TrainSegConfig
 from wsss.data.classes import IGNORE_INDEX
 from wsss.data.datasets import VOCSegmentation, open_prepared_voc
 from wsss.data.transforms import train_transform
-from wsss.engine import TrainSettings, seed_everything, train
 from wsss.nets.deeplab import build_segmenter
-from wsss.stages.common import stage_config
-from wsss.tracking import config_stage_run, is_rank_zero
+from wsss.stages.common import stage_config, train_stage
 
 
 def build_deeplab(settings: TrainSegConfig, weights: str | None = None):
@@ -40,12 +36,6 @@ def run(args: argparse.Namespace) -> int:
     settings = cfg.train_seg
     transform = train_transform(settings.crop, scale_range=settings.scale_range)
     dataset = VOCSegmentation(voc.root, voc.split("train_aug"), args.labels, transform)
-    with config_stage_run(cfg, "train_seg", pipeline="wsss", method=cfg.method,
-                          data_paths=(str(args.voc), str(args.labels)), system_metrics=True) as tracked:
-        seed_everything(cfg.seed)
-        model_path = train(build_deeplab(settings), segmentation_loss, dataset,
-                           TrainSettings.from_config(settings, cfg.runtime, cfg.seed), Path(args.out).parent, tracked)
-        if is_rank_zero():
-            os.replace(model_path, args.out)
-            tracked.log_artifact(args.out, "model")
+    train_stage(cfg, "train_seg", lambda: build_deeplab(settings), segmentation_loss, dataset, settings,
+                args.out, (str(args.voc), str(args.labels)))
     return 0
