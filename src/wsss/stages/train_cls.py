@@ -26,7 +26,7 @@ def build_classifier(settings: TrainClsConfig, weights: str | None = None) -> CA
 def classification_loss(model, batch) -> dict:
     """Multilabel soft-margin loss on the GAP logits (psa ``train_cls.py``)."""
     images, labels = batch
-    return {"loss": F.multilabel_soft_margin_loss(model(images), labels)}
+    return {"loss": F.multilabel_soft_margin_loss(model(images).float(), labels)}
 
 
 def run(args: argparse.Namespace) -> int:
