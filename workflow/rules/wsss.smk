@@ -61,14 +61,19 @@ rule crf:
         " --workers {threads} {SET} > {log} 2>&1"
 
 
+SEG_FROM_CLASSIFIER = CFG.train_seg.weights == "classifier"
+
+
 rule train_seg:
     input:
         voc="data/prepared/voc",
         labels=rules.crf.output[0],
+        classifier=rules.train_cls.output[0] if SEG_FROM_CLASSIFIER else [],
     output:
         f"models/{METHOD}/deeplab/model.pt",
     params:
         cfg=rule_params(CFG, "train_seg"),
+        classifier=f"--classifier {rules.train_cls.output[0]}" if SEG_FROM_CLASSIFIER else "",
     threads: 2
     resources:
         gpu=1,
@@ -77,7 +82,7 @@ rule train_seg:
     benchmark:
         f"logs/benchmark/{METHOD}/train_seg.tsv"
     shell:
-        "wsss train-seg --voc {input.voc} --labels {input.labels} --out {output} {SET} > {log} 2>&1"
+        "wsss train-seg --voc {input.voc} --labels {input.labels} {params.classifier} --out {output} {SET} > {log} 2>&1"
 
 
 rule infer_seg:
