@@ -109,7 +109,8 @@ rule eval_seg:
         voc="data/prepared/voc",
         labels=rules.infer_seg.output[0],
     output:
-        f"{RESULTS}/seg_miou.json",
+        scores=f"{RESULTS}/seg_miou.json",
+        per_class=report(f"{RESULTS}/seg_iou.png", caption="../report/seg_iou.rst", category="WSSS"),
     params:
         cfg=rule_params(CFG, "eval_seg"),
     threads: 2
@@ -119,12 +120,12 @@ rule eval_seg:
         f"logs/benchmark/{METHOD}/eval_seg.tsv"
     shell:
         "wsss evaluate segmentation --pred {input.labels} --gt {VOC_GT} --list {input.voc}/val.txt"
-        " --method {METHOD} --workers {threads} --out {output} {SET} > {log} 2>&1"
+        " --method {METHOD} --workers {threads} --out {output.scores} --plot {output.per_class} {SET} > {log} 2>&1"
 
 
 rule summarize_voc:
     input:
-        seg=rules.eval_seg.output[0],
+        seg=rules.eval_seg.output.scores,
         cam=f"{RESULTS}/cam_miou.json",
         pseudo=f"{RESULTS}/pseudo_miou.json",
     output:
