@@ -114,7 +114,7 @@ rule train_ldf_ablation:
         "models/ldf_ablation/{supervision}/model.pt",
     params:
         cfg=rule_params(CFG, "train_ldf_ablation"),
-    threads: 2
+    threads: 1  # two rows train side by side on two cores
     resources:
         gpu=1,
     log:
