@@ -2,6 +2,8 @@
 # (single stage, or coarse -> predicted maps -> fine with ldf.two_stage) -> saliency maps of every
 # test set -> eval_saliency (evaluate.smk) -> results/sod_metrics.json; and the supervision ablation
 # (LDF Table 5: body|saliency x detail|edge) -> results/<sod dataset>/ldf_ablation.json.
+# Training rules take one thread (Snakemake sets OMP_NUM_THREADS): the small smoke networks gain little
+# from a second one, and two jobs side by side keep both cores busy, also when other work shares them.
 
 SOD_RESULTS = f"results/{CFG.sod_dataset}"
 SUPERVISIONS = ("body_detail", "body_edge", "saliency_detail", "saliency_edge")
@@ -55,7 +57,7 @@ rule train_ldf_coarse:
         "models/ldf/coarse/model.pt",
     params:
         cfg=rule_params(CFG, "train_ldf_coarse"),
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
     log:
@@ -95,7 +97,7 @@ rule train_ldf:
     params:
         cfg=rule_params(CFG, "train_ldf"),
         fine="--fine" if CFG.ldf.two_stage else "",
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
     log:
@@ -114,7 +116,7 @@ rule train_ldf_ablation:
         "models/ldf_ablation/{supervision}/model.pt",
     params:
         cfg=rule_params(CFG, "train_ldf_ablation"),
-    threads: 1  # two rows train side by side on two cores
+    threads: 1
     resources:
         gpu=1,
     log:
