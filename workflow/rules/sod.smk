@@ -2,7 +2,7 @@
 # (single stage, or coarse -> predicted maps -> fine with ldf.two_stage) -> saliency maps of every
 # test set -> eval_saliency (evaluate.smk) -> results/sod_metrics.json; and the supervision ablation
 # (LDF Table 5: body|saliency x detail|edge) -> results/<sod dataset>/ldf_ablation.json.
-# Training rules take one thread (Snakemake sets OMP_NUM_THREADS): the small smoke networks gain little
+# Training and inference rules take one thread (Snakemake sets OMP_NUM_THREADS): the smoke networks gain little
 # from a second one, and two jobs side by side keep both cores busy, also when other work shares them.
 
 SOD_RESULTS = f"results/{CFG.sod_dataset}"
@@ -76,7 +76,7 @@ rule relabel_ldf:
         directory("data/sod/ldf/coarse_maps"),
     params:
         cfg=rule_params(CFG, "relabel_ldf"),
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
     log:
@@ -136,7 +136,7 @@ rule infer_ldf:
         directory("data/saliency/{ldf_method}/{dataset}"),
     params:
         cfg=rule_params(CFG, "infer_ldf"),
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
     log:
