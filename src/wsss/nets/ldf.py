@@ -118,28 +118,30 @@ class LDF(nn.Module):
     def forward(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> LDFOutputs | torch.Tensor:
         if self.training:
             return self.outputs(x, size)
-        return self.heads(*self.features(x), size, ("saliency2",))[0]
+        return self._logits(x, size, ("saliency2",))[0]
 
     def outputs(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> LDFOutputs:
         """All six logit maps, in either mode (the coarse model's body₂/detail₂ are the fine stage's targets,
         the reference's ``train-coarse/test.py``)."""
-        return LDFOutputs(*self.heads(*self.features(x), size, LDFOutputs._fields))
+        return LDFOutputs(*self._logits(x, size, LDFOutputs._fields))
 
-    def features(self, x: torch.Tensor) -> tuple[tuple[int, int], dict[str, torch.Tensor]]:
-        """The input size and the head's maps of both iterations at stride 4."""
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The head inputs of both iterations, at stride 4, by output name."""
         pyramid = self.backbone.pyramid(x)
         lat_body, lat_detail = self.lateral_body(pyramid), self.lateral_detail(pyramid)
         body1, detail1 = self.decoder_body(lat_body), self.decoder_detail(lat_detail)
         fused1 = torch.cat([body1, detail1], dim=1)
         enc_body, enc_detail = self.encoder(fused1)
         body2, detail2 = self.decoder_body(lat_body, enc_body), self.decoder_detail(lat_detail, enc_detail)
-        return tuple(x.shape[-2:]), {"body1": body1, "detail1": detail1, "saliency1": fused1,
-                                     "body2": body2, "detail2": detail2, "saliency2": torch.cat([body2, detail2], 1)}
+        return {"body1": body1, "detail1": detail1, "saliency1": fused1,
+                "body2": body2, "detail2": detail2, "saliency2": torch.cat([body2, detail2], dim=1)}
 
-    def heads(self, input_size, maps: dict[str, torch.Tensor], size, names) -> list[torch.Tensor]:
-        """The logits of ``names`` upsampled to ``size`` (default: the input size)."""
+    def _logits(self, x: torch.Tensor, size: tuple[int, int] | None, names) -> list[torch.Tensor]:
+        """The logit maps ``names`` upsampled to ``size`` (default: the input size)."""
+        size = size or tuple(x.shape[-2:])
+        features = self.features(x)
         heads = {"body": self.head_body, "detail": self.head_detail, "saliency": self.head_saliency}
-        return [_upsample(heads[name[:-1]](maps[name]), size or input_size) for name in names]
+        return [_upsample(heads[name[:-1]](features[name]), size) for name in names]
 
     def param_groups(self) -> tuple[list, list, list, list]:
         """(backbone params, [], head params, []) for the engine: LDF decays every parameter, BN and biases
