@@ -22,10 +22,12 @@ os.environ.setdefault("WSSS_PIPELINE_ID", uuid.uuid4().hex)
 include: "workflow/rules/data.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/wsss.smk"
+include: "workflow/rules/sod.smk"
 
 
 rule all:
     default_target: True
     input:
         "results/voc_miou.json",
-        "data/prepared/sod",
+        "results/sod_metrics.json",
+        f"results/{CFG.sod_dataset}/ldf_ablation.json",

@@ -116,3 +116,14 @@ def mlflow_uri(tmp_path, monkeypatch, migrated_mlflow_db) -> str:
     monkeypatch.chdir(tmp_path)
     yield uri
     mlflow.end_run()
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny nets gain nothing from threads, and a busy 2-core machine makes OpenMP barriers slow."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -21,7 +21,10 @@ TINY = {"synth_voc": {"train": 6, "val": 4, "train_aug": 10, "size": 48},
         "synth_sod": {"train": 6, "test": 4, "size": 48},
         "profiles": {"smoke": {"train_cls": {"batch": 4, "epochs": 1, "crop": 32, "resize_long": [32, 48]},
                                "infer_cam": {"scales": [1.0]},
-                               "train_seg": {"batch": 4, "iterations": 3, "crop": 32}}}}
+                               "train_seg": {"batch": 4, "iterations": 3, "crop": 32},
+                               "ldf": {"batch": 2, "epochs": 1, "fine_epochs": 1, "width": 8, "train_sizes": [32], "test_size": 32}}}}
+SOD_RULES = {"synth_sod", "prepare_sod", "decouple", "train_ldf", "train_ldf_ablation", "infer_ldf", "eval_saliency",
+             "summarize_sod", "summarize_ldf_ablation"}
 
 
 def test_dvc_yaml_is_generated_from_the_snakefile(monkeypatch):
@@ -93,16 +96,20 @@ def test_snakemake_builds_then_does_nothing_then_reruns_only_what_a_param_touche
     assert (project / "data/prepared/voc/train.txt").read_text().split() == (
         project / "data/synth/voc/ImageSets/Segmentation/train.txt").read_text().split()
     assert len((project / "data/prepared/sod/ECSSD.txt").read_text().splitlines()) == 4
+    sod = json.loads((project / "results/sod_metrics.json").read_text())
+    assert set(sod) == {"ECSSD"} and sod["ECSSD"]["count"] == 4 and 0.0 <= sod["ECSSD"]["mae"] <= 1.0
+    ablation = json.loads((project / "results/synthetic-sod/ldf_ablation.json").read_text())
+    assert set(ablation["rows"]) == {"body_detail", "body_edge", "saliency_detail", "saliency_edge"}
     assert planned_rules(project) == set()
 
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["synth_sod"]["seed"] = 7
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert planned_rules(project) == {"synth_sod", "prepare_sod"}
+    assert planned_rules(project) == SOD_RULES
     params["crf"]["iterations"] = 5
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert planned_rules(project) == {"synth_sod", "prepare_sod", "crf", "eval_pseudo", "train_seg", "infer_seg",
-                                      "eval_seg", "summarize_voc"}
+    assert planned_rules(project) == SOD_RULES | {"crf", "eval_pseudo", "train_seg", "infer_seg", "eval_seg",
+                                                  "summarize_voc"}
 
 
 @pytest.mark.slow

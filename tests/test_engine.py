@@ -19,13 +19,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny nets gain nothing from threads, and a busy 2-core machine makes OpenMP barriers slow."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class TinyNet(nn.Module):

@@ -26,6 +26,9 @@ STAGES = {
     "train-seg": ("train_seg", "train DeepLab on pseudo labels", ("voc", "labels", "out")),
     "infer-seg": ("infer_seg", "DeepLab predictions of a split", ("voc", "model", "out")),
     "summarize-voc": ("summarize_voc", "write results/voc_miou.json", ("seg", "cam", "pseudo", "out")),
+    "decouple": ("decouple", "LDF body/detail maps of the SOD training masks", ("sod", "out")),
+    "train-ldf": ("train_ldf", "train LDF on body/detail maps", ("sod", "labels", "out")),
+    "infer-ldf": ("infer_ldf", "LDF saliency maps of a SOD set", ("sod", "model", "out")),
 }
 
 
@@ -95,8 +98,20 @@ def build_parser() -> argparse.ArgumentParser:
         if command == "train-seg":
             stage.add_argument("--classifier", type=Path,
                                help="the trained classifier whose backbone starts DeepLab (train_seg.weights: classifier)")
-        stage.add_argument("--workers", type=int, default=1, help="processes (inference, CRF)")
+        stage.add_argument("--workers", type=int, default=1, help="processes (inference, CRF, decoupling)")
         _config_args(stage)
+    commands.choices["train-ldf"].add_argument("--fine", action="store_true",
+                                               help="the fine stage: --labels holds the coarse model's maps")
+    infer_ldf = commands.choices["infer-ldf"]
+    infer_ldf.add_argument("--maps", choices=("saliency", "decoupled"), default="saliency",
+                           help="decoupled: body/detail maps of the training sets (the fine stage's targets)")
+    infer_ldf.add_argument("--method", default="ldf", help="method name for the MLflow tags")
+
+    summarize_sod = commands.add_parser("summarize-sod", help="write results/sod_metrics.json or the LDF ablation")
+    summarize_sod.add_argument("results", nargs="+", help="[LABEL=]PATH of `wsss evaluate saliency` JSONs")
+    summarize_sod.add_argument("--out", required=True, type=Path)
+    summarize_sod.add_argument("--ablation", action="store_true", help="rows by LABEL (the supervision)")
+    _config_args(summarize_sod)
 
     config = commands.add_parser("config", help="print the resolved configuration")
     _config_args(config)
@@ -151,6 +166,10 @@ def _dispatch(args: argparse.Namespace) -> int | None:
     if args.command in STAGES:
         module = importlib.import_module(f"wsss.stages.{STAGES[args.command][0]}")
         return module.run(args)
+    if args.command == "summarize-sod":
+        from wsss.stages import summarize_sod
+
+        return summarize_sod.run(args)
     if args.command == "evaluate":
         from wsss.stages import evaluate
 

@@ -335,13 +335,26 @@ class SCCAMConfig:
 
 
 @dataclass(frozen=True)
+class DecoupleConfig:
+    """Label decoupling into body and detail maps (ldf.md §1)."""
+
+    variant: Literal["code", "paper"]   # code: the released utils.py; paper: body × binary mask
+    exact_edt: bool                     # exact Euclidean distance instead of cv2's 5×5 chamfer DIST_L2
+
+
+SUPERVISIONS = ("body_detail", "body_edge", "saliency_detail", "saliency_edge")
+
+
+@dataclass(frozen=True)
 class LDFConfig:
-    """LDF training and testing (ldf.md §4–5)."""
+    """LDF training and testing (ldf.md §2–5); ``supervision`` picks the two branches' targets (Table 5)."""
 
     backbone: Literal["resnet50", "small"]
     weights: str
+    width: int
     batch: int
     epochs: int
+    fine_epochs: int
     lr: float
     backbone_lr_factor: float
     momentum: float
@@ -349,11 +362,16 @@ class LDFConfig:
     train_sizes: tuple[int, ...]
     test_size: int
     two_stage: bool
+    supervision: Literal["body_detail", "body_edge", "saliency_detail", "saliency_edge"]
 
     def __post_init__(self):
-        _at_least(self, 1, "batch", "epochs")
-        _above(self, 0, "lr")
-        _require(len(self.train_sizes) > 0 and min(self.train_sizes) >= 16, f"train_sizes must be >= 16, got {list(self.train_sizes)}")
+        _at_least(self, 1, "width", "batch", "epochs", "fine_epochs")
+        _above(self, 0, "lr", "backbone_lr_factor")
+        _require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        _require(len(self.train_sizes) > 0 and all(s >= 32 and s % 32 == 0 for s in self.train_sizes),
+                 f"train_sizes must be multiples of 32 (the network's output stride), got {list(self.train_sizes)}")
+        _require(self.test_size >= 32 and self.test_size % 32 == 0,
+                 f"test_size must be a multiple of 32 (the network's output stride), got {self.test_size}")
 
 
 @dataclass(frozen=True)
@@ -377,6 +395,7 @@ class Config:
     infer_seg: InferSegConfig
     seam: SEAMConfig
     sccam: SCCAMConfig
+    decouple: DecoupleConfig
     ldf: LDFConfig
 
     @property

@@ -293,10 +293,10 @@ def _to_device(batch, runtime: Runtime):
 
 
 def _epoch_loader(dataset: Dataset, sampler: _EpochSampler, local_batch: int, settings: TrainSettings,
-                  runtime: Runtime, epoch: int, rank: int) -> DataLoader:
+                  runtime: Runtime, epoch: int, rank: int, collate_fn: Callable | None = None) -> DataLoader:
     """A loader of one epoch (from ``sampler.start``), workers seeded as in PyTorch's reproducibility notes."""
     return DataLoader(_SeededSamples(dataset), batch_size=local_batch, sampler=sampler, drop_last=True,
-                      num_workers=settings.workers, worker_init_fn=_seed_worker,
+                      num_workers=settings.workers, worker_init_fn=_seed_worker, collate_fn=collate_fn,
                       generator=torch.Generator().manual_seed(derive_seed(settings.seed, epoch, rank)),
                       pin_memory=runtime.device.type == "cuda")
 
@@ -317,14 +317,17 @@ def load_checkpoint(path: Path, expected_fingerprint: str) -> dict | None:
 
 
 def train(model: nn.Module, loss_fn: LossFn, dataset: Dataset, settings: TrainSettings,
-          out_dir: str | Path, tracked: StageRun | None = None, config: Mapping | None = None) -> Path:
+          out_dir: str | Path, tracked: StageRun | None = None, config: Mapping | None = None,
+          collate_fn: Callable | None = None) -> Path:
     """Train ``model`` in place and write its state dict to ``out_dir/model.pt``; return that path.
 
     ``loss_fn(model, batch)`` runs under autocast and returns a dict of scalar tensors with a
     ``"loss"`` entry (the one back-propagated); every entry is logged. ``model`` there is the
     DDP wrapper under ``torchrun``: call it, and reach attributes through ``.module`` when
     ``isinstance(model, DistributedDataParallel)``. ``config``: the method's own settings
-    (e.g. its loss weights), hashed into the checkpoint fingerprint.
+    (e.g. its loss weights), hashed into the checkpoint fingerprint. ``collate_fn`` builds a batch from
+    samples (default: stacking), e.g. LDF's one random size per batch; to stay independent of loader
+    workers it must draw its randomness from the samples themselves.
     """
     out_dir = Path(out_dir)
     tracked = tracked or StageRun()
@@ -378,7 +381,7 @@ def train(model: nn.Module, loss_fn: LossFn, dataset: Dataset, settings: TrainSe
         while step < max_steps:
             sampler.set_epoch(epoch)
             sampler.start = batch_in_epoch * local_batch
-            loader = _epoch_loader(dataset, sampler, local_batch, settings, runtime, epoch, rank)
+            loader = _epoch_loader(dataset, sampler, local_batch, settings, runtime, epoch, rank, collate_fn)
             started, batches = time.perf_counter(), 0
             for batch in loader:
                 lr = set_lr(optimizer, settings, step, max_steps, epoch)

@@ -31,6 +31,16 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "train_seg": ("seed", "runtime.precision", "train_seg"),
     "infer_seg": ("runtime.precision", "infer_seg"),
     "eval_seg": ("evaluate",),
+    "summarize_voc": (),
+    "decouple": ("sod.train_sets", "decouple"),
+    "train_ldf_coarse": ("seed", "runtime.precision", "sod.train_sets", "ldf"),
+    "relabel_ldf": ("runtime.precision", "sod.train_sets", "ldf"),
+    "train_ldf": ("seed", "runtime.precision", "sod.train_sets", "ldf"),
+    "train_ldf_ablation": ("seed", "runtime.precision", "sod.train_sets", "ldf"),
+    "infer_ldf": ("runtime.precision", "ldf"),
+    "eval_saliency": (),
+    "summarize_sod": (),
+    "summarize_ldf_ablation": (),
 }
 
 DVC_HEADER = "# Generated from the Snakefile by `wsss dag dvc`; do not edit (tests/test_dag.py checks it).\n"

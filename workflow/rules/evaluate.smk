@@ -48,7 +48,8 @@ rule eval_saliency:
         maps="data/saliency/{method}/{dataset}",
         sod="data/prepared/sod",
     output:
-        f"results/{CFG.sod_dataset}/{{method}}/{{dataset}}.json",
+        scores=f"results/{CFG.sod_dataset}/{{method}}/{{dataset}}.json",
+        plot=f"results/{CFG.sod_dataset}/{{method}}/{{dataset}}_pr.png",
     params:
         cfg=rule_params(CFG, "eval_saliency"),
     threads: 2
@@ -58,4 +59,4 @@ rule eval_saliency:
         "logs/benchmark/eval_saliency/{method}_{dataset}.tsv"
     shell:
         "wsss evaluate saliency --pred {input.maps} --gt {CFG.sod.root}/{wildcards.dataset} --name {wildcards.dataset}"
-        " --method {wildcards.method} --workers {threads} --out {output} {SET} > {log} 2>&1"
+        " --method {wildcards.method} --workers {threads} --out {output.scores} --plot {output.plot} {SET} > {log} 2>&1"

@@ -10,6 +10,7 @@ folder is used when ``DUTS-TR``/``DUTS-TE`` are absent.
 """
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Iterable
@@ -147,6 +148,17 @@ def read_sod_list(path: str | Path, root: str | Path) -> list[tuple[str, Path, P
             image, mask = line.split("\t")
             pairs.append((Path(mask).stem, root / image, root / mask))
     return pairs
+
+
+def prepared_pairs(prepared: str | Path, name: str) -> list[tuple[str, Path, Path]]:
+    """(name, image, mask) of set ``name`` from a ``prepare_sod`` folder (``<NAME>.txt`` + ``dataset.json``)."""
+    prepared = Path(prepared)
+    summary, listing = prepared / "dataset.json", prepared / f"{name}.txt"
+    if not summary.is_file():
+        raise DatasetError(f"{summary}: missing; run `wsss data prepare-sod --out {prepared}` first")
+    if not listing.is_file():
+        raise DatasetError(f"{listing}: no such prepared SOD set (is {name} in sod.train_sets or sod.test_sets?)")
+    return read_sod_list(listing, json.loads(summary.read_text())["root"])
 
 
 def prepare_sod(root: str | Path, train_sets: Iterable[str], test_sets: Iterable[str], out_dir: str | Path,

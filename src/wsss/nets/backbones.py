@@ -5,6 +5,9 @@
   (DeepLab-v2 uses 8, irn 16).
 * ``small``: a narrow dilated ResNet for the CPU smoke profile, trained from scratch.
 
+At output stride 32 (no dilation) the torchvision and small ResNets also give their four stages through
+``pyramid(x)`` (strides 4, 8, 16, 32), the feature pyramid of LDF's decoders.
+
 ``"low"`` and ``"mid"`` are the two levels SEAM's PCM reads (ResNet-38: conv4 and conv5, stride 8;
 torchvision ResNets: layer2 and layer3); ``"out"`` is the last level, at the output stride. Inputs are RGB
 normalised with the ImageNet mean and std (psa ``Normalize``).
@@ -99,20 +102,27 @@ class TorchvisionResNet(Backbone):
         super().__init__()
         import torchvision
 
-        net = getattr(torchvision.models, f"resnet{depth}")(replace_stride_with_dilation=[False, output_stride == 8, True])
+        dilate = [False, output_stride == 8, output_stride < 32]
+        net = getattr(torchvision.models, f"resnet{depth}")(replace_stride_with_dilation=dilate)
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         self.channels = {"low": 512, "mid": 1024, "out": 2048}
         self.strides = {"low": 8, "mid": min(output_stride, 16), "out": output_stride}
+        self.pyramid_channels = (256, 512, 1024, 2048)
 
     def stages(self) -> list[list[nn.Module]]:
         return [[self.conv1, self.bn1], [self.layer1], [self.layer2], [self.layer3], [self.layer4]]
 
+    def pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """layer1..layer4 outputs, fine to coarse."""
+        levels = [self.layer1(self.maxpool(self.relu(self.bn1(self.conv1(x)))))]
+        for layer in (self.layer2, self.layer3, self.layer4):
+            levels.append(layer(levels[-1]))
+        return levels
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = self.layer1(self.maxpool(self.relu(self.bn1(self.conv1(x)))))
-        low = self.layer2(x)
-        mid = self.layer3(low)
-        return {"low": low, "mid": mid, "out": self.layer4(mid)}
+        _, low, mid, out = self.pyramid(x)
+        return {"low": low, "mid": mid, "out": out}
 
 
 class BasicBlock(nn.Module):
@@ -143,19 +153,20 @@ class SmallResNet(Backbone):
 
     stem (stride 2) → layer1 (4) → layer2 (8, "low") → layer3 ("mid") → layer4 ("out"); at output stride 8
     layer3/layer4 keep stride 8 with dilation 2/4, at 16 layer3 has stride 2 and layer4 dilation 2
-    (the torchvision/DeepLab scheme). Kaiming init, BN everywhere.
+    (the torchvision/DeepLab scheme), at 32 both have stride 2 and no dilation. Kaiming init, BN everywhere.
     """
 
     def __init__(self, output_stride: int = 8, blocks: tuple[int, int, int, int] = (1, 1, 2, 1)):
         super().__init__()
-        os8 = output_stride == 8
+        stride3, dilation3, stride4, dilation4 = {8: (1, 2, 1, 4), 16: (2, 1, 1, 2), 32: (2, 1, 2, 1)}[output_stride]
         self.stem = nn.Sequential(nn.Conv2d(3, 32, 3, 2, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(inplace=True))
         self.layer1 = self._stage(32, 64, blocks[0], stride=2)
         self.layer2 = self._stage(64, 128, blocks[1], stride=2)
-        self.layer3 = self._stage(128, 256, blocks[2], stride=1 if os8 else 2, dilation=2 if os8 else 1)
-        self.layer4 = self._stage(256, 256, blocks[3], dilation=4 if os8 else 2)
+        self.layer3 = self._stage(128, 256, blocks[2], stride=stride3, dilation=dilation3)
+        self.layer4 = self._stage(256, 256, blocks[3], stride=stride4, dilation=dilation4)
         self.channels = {"low": 128, "mid": 256, "out": 256}
-        self.strides = {"low": 8, "mid": output_stride, "out": output_stride}
+        self.strides = {"low": 8, "mid": min(output_stride, 16), "out": output_stride}
+        self.pyramid_channels = (64, 128, 256, 256)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -168,10 +179,16 @@ class SmallResNet(Backbone):
     def stages(self) -> list[list[nn.Module]]:
         return [[self.stem], [self.layer1], [self.layer2], [self.layer3], [self.layer4]]
 
+    def pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """layer1..layer4 outputs, fine to coarse."""
+        levels = [self.layer1(self.stem(x))]
+        for layer in (self.layer2, self.layer3, self.layer4):
+            levels.append(layer(levels[-1]))
+        return levels
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        low = self.layer2(self.layer1(self.stem(x)))
-        mid = self.layer3(low)
-        return {"low": low, "mid": mid, "out": self.layer4(mid)}
+        _, low, mid, out = self.pyramid(x)
+        return {"low": low, "mid": mid, "out": out}
 
 
 # ---------------------------------------------------------------- weights
@@ -262,8 +279,8 @@ def build_backbone(name: str, weights: str = "", output_stride: int = 8,
     ResNet-38 conv1a and b2–b2_2, torchvision conv1/bn1 and layer1) when ``weights`` are given, and to
     nothing frozen when training from scratch (``weights=""``). The load report is kept in ``.weights_report``.
     """
-    if output_stride not in (8, 16):
-        raise ValueError(f"output_stride must be 8 or 16, got {output_stride}")
+    if output_stride not in (8, 16, 32):
+        raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
     if name not in NAMES:
         raise ValueError(f"unknown backbone {name!r}; expected one of {', '.join(NAMES)}")
     path = resolve_weights(name, weights)

@@ -1,0 +1,199 @@
+"""Benchmark: LDF label decoupling, forward at 352² and the training step at batch 4, against the official code.
+
+    python benchmarks/bench_ldf.py [--ldf-dir CHECKOUT_OF_weijun88/LDF] [--masks DIR] [--repeats 3] [--threads 2]
+
+Prints JSON. Decoupling: ``wsss.data.decouple.decouple_dir`` with 2 workers on the masks of
+``--masks`` (default: the 300 real SOD masks of ``../shared/data/sod-eval/masks`` when present, else
+synthetic ones), PNGs written; beside it the official ``utils.split_map`` run unmodified from
+``--ldf-dir`` (arguments only), in one process and in a pool of 2 over two halves of the masks.
+Network: this project's LDF (ResNet-50, random weights) forward at 352², batch 1, in fp32,
+fp32 channels-last and — where the CPU has native bf16 — bf16 autocast + channels-last; one SGD
+step of the six-term loss at batch 4 (352², fp32). With ``--ldf-dir`` the official ``net.py`` is
+timed the same way (its ResNet file ``res/resnet50-19c8e357.pth`` is stood in by random torchvision
+weights in a temporary copy). Anchors from ``../shared/reference/performance.md`` (another machine,
+with AMX): split_map 4.9 ms/img (2.4 with 2 processes), forward 0.188 s fp32, train step 0.55 s/img.
+Medians after one warm-up; ``load_average`` shows whether other work shared the machine.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from multiprocessing import Pool
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from wsss.data.decouple import decouple_dir  # noqa: E402
+from wsss.nets.ldf import build_ldf, parameter_count  # noqa: E402
+from wsss.runtime import cpu_has_bf16  # noqa: E402
+from wsss.stages.train_ldf import ldf_loss  # noqa: E402
+
+SHARED_MASKS = ROOT.parent / "shared" / "data" / "sod-eval" / "masks"
+ANCHORS = {"split_map_ms_per_image_1proc": 4.9, "split_map_ms_per_image_2procs": 2.4,
+           "ldf_forward_352_fp32_s": 0.188, "ldf_train_step_batch4_s_per_image": 0.55}
+
+
+def median_seconds(work, repeats: int) -> float:
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+def synthetic_masks(folder: Path, count: int = 300) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    yy, xx = np.mgrid[:300, :400]
+    for k in range(count):
+        cy, cx, r = rng.integers(80, 220), rng.integers(100, 300), rng.integers(20, 90)
+        Image.fromarray((((yy - cy) ** 2 + (xx - cx) ** 2) <= r ** 2).astype(np.uint8) * 255).save(folder / f"{k:04d}.png")
+    return folder
+
+
+def _load_module(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _split_map(args: tuple[str, str]) -> None:
+    utils_path, datapath = args
+    _load_module(Path(utils_path), "ldf_utils").split_map(datapath)
+
+
+def decoupling(masks: Path, ldf_dir: Path | None, repeats: int, work: Path) -> dict:
+    paths = sorted(masks.glob("*.png"))
+    figures = {"masks": len(paths), "mask_source": str(masks)}
+    items = [(p.stem, p) for p in paths]
+    seconds = median_seconds(lambda: decouple_dir(items, work / "ours", workers=2, progress=False), repeats)
+    figures["ours_2workers_ms_per_image"] = round(1000 * seconds / len(paths), 3)
+    figures["ours_2workers_images_per_s"] = round(len(paths) / seconds, 1)
+    if ldf_dir is None:
+        return figures
+    halves = []
+    for k in range(2):
+        datapath = work / f"official{k}"
+        (datapath / "mask").mkdir(parents=True)
+        for path in paths[k::2]:
+            shutil.copy(path, datapath / "mask" / path.name)
+        halves.append(datapath)
+    whole = work / "official"
+    shutil.copytree(masks, whole / "mask")
+    utils = str(ldf_dir / "utils.py")
+    with open(os.devnull, "w") as quiet, _redirect_stdout(quiet):
+        one = median_seconds(lambda: _split_map((utils, str(whole))), repeats)
+        with Pool(2) as pool:
+            two = median_seconds(lambda: pool.map(_split_map, [(utils, str(h)) for h in halves]), repeats)
+    figures["official_split_map_1proc_ms_per_image"] = round(1000 * one / len(paths), 3)
+    figures["official_split_map_2procs_ms_per_image"] = round(1000 * two / len(paths), 3)
+    figures["speedup_vs_official_1proc"] = round(one / seconds, 2)
+    figures["speedup_vs_official_2procs"] = round(two / seconds, 2)
+    return figures
+
+
+@contextmanager
+def _redirect_stdout(stream):
+    saved, sys.stdout = sys.stdout, stream
+    try:
+        yield
+    finally:
+        sys.stdout = saved
+
+
+def official_network(ldf_dir: Path, work: Path) -> torch.nn.Module:
+    """The official ``train-fine/net.py`` LDF, built in a temporary tree whose ``res/`` holds random weights."""
+    import torchvision
+
+    (work / "res").mkdir(parents=True)
+    (work / "run").mkdir()
+    torch.save(torchvision.models.resnet50().state_dict(), work / "res" / "resnet50-19c8e357.pth")
+    cwd = os.getcwd()
+    os.chdir(work / "run")
+    try:
+        with open(os.devnull, "w") as quiet, _redirect_stdout(quiet):
+            net = _load_module(ldf_dir / "train-fine" / "net.py", "ldf_net").LDF(SimpleNamespace(snapshot=None))
+    finally:
+        os.chdir(cwd)
+    return net
+
+
+def forward_seconds(net, precision: str, channels_last: bool, repeats: int, size: int = 352) -> float:
+    x = torch.randn(1, 3, size, size)
+    net = net.eval()
+    if channels_last:
+        net, x = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        return round(median_seconds(lambda: net(x), repeats), 4)
+
+
+def train_step_seconds_per_image(net, repeats: int, batch: int = 4, size: int = 352) -> float:
+    net = net.train()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    target = (torch.rand(batch, 1, size, size) > 0.5).float()
+    data = {"image": torch.randn(batch, 3, size, size), "mask": target, "body": target * 0.7, "detail": target * 0.2}
+
+    def step():
+        loss = ldf_loss(net, data)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return round(median_seconds(step, repeats) / batch, 4)
+
+
+def network(ldf_dir: Path | None, repeats: int, work: Path) -> dict:
+    torch.manual_seed(0)
+    ours = build_ldf("resnet50")
+    figures = {"params": parameter_count(ours)}
+    nets = {"ours": ours}
+    if ldf_dir is not None:
+        nets["official"] = official_network(ldf_dir, work / "official_net")
+        figures["official_params"] = sum(p.numel() for p in nets["official"].parameters())
+    for name, net in nets.items():
+        figures[f"{name}_forward_352_fp32_s"] = forward_seconds(net, "fp32", False, repeats)
+        figures[f"{name}_forward_352_fp32_channels_last_s"] = forward_seconds(net, "fp32", True, repeats)
+        if cpu_has_bf16():
+            figures[f"{name}_forward_352_bf16_channels_last_s"] = forward_seconds(net, "bf16", True, repeats)
+        figures[f"{name}_train_step_batch4_352_fp32_s_per_image"] = train_step_seconds_per_image(
+            net.to(memory_format=torch.contiguous_format), max(repeats - 1, 1))
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ldf-dir", type=Path, help="a checkout of weijun88/LDF (utils.py, train-fine/net.py)")
+    parser.add_argument("--masks", type=Path, help="a folder of mask PNGs for the decoupling benchmark")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    report = {"threads": args.threads, "cpu_bf16": cpu_has_bf16(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+              "load_average_before": round(os.getloadavg()[0], 2), "anchors_performance_md": ANCHORS}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        masks = args.masks or (SHARED_MASKS if SHARED_MASKS.is_dir() else synthetic_masks(work / "masks"))
+        report["decoupling"] = decoupling(masks, args.ldf_dir, args.repeats, work)
+        report["network"] = network(args.ldf_dir, args.repeats, work)
+    report["load_average_after"] = round(os.getloadavg()[0], 2)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""LDF's training data (the reference's ``dataset.py``, ldf.md §3–4): image, mask and the two branch targets.
+
+A sample is read at full resolution, normalised (ImageNet mean/std; targets divided by 255, so
+they stay soft), randomly cropped (up to 1/8 of each side removed) and flipped. The batch is
+resized to one size drawn per batch from ``train_sizes`` by :class:`MultiScaleCollate`
+(bilinear, aspect ratio not kept, as the reference's ``collate``). Randomness comes from torch's
+global generator, which the engine seeds per sample; the batch size is drawn from the first
+sample's own draw, so it does not depend on loader workers.
+
+Branch targets (``supervision``, Table 5): the body map or the saliency mask for the body
+branch, the detail map or the mask's edge for the detail branch. Body/detail maps are read from
+``<labels>/<SET>/{body,detail}/<name>.png``: the decoupled maps, or the coarse model's
+predictions in the two-stage scheme.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from wsss.data.datasets import read_rgb
+from wsss.data.decouple import edge_map
+from wsss.data.sod import prepared_pairs, read_sod_mask
+from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from wsss.data.voc import DatasetError
+
+_MEAN = np.float32(IMAGENET_MEAN) * 255
+_STD = np.float32(IMAGENET_STD) * 255
+
+
+def normalise(image: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 RGB → float32 with the ImageNet mean and std."""
+    return (image.astype(np.float32) - _MEAN) / _STD
+
+
+def _read_map(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    if not path.is_file():
+        raise DatasetError(f"{path}: body/detail map missing; rerun the decouple stage")
+    target = read_sod_mask(path)
+    if target.shape != shape:
+        raise DatasetError(f"{path}: map is {target.shape[1]}x{target.shape[0]} but its mask is {shape[1]}x{shape[0]}")
+    return target
+
+
+class LDFTrainSet(Dataset):
+    """Training samples of the SOD ``sets`` as dicts of float32 arrays: image (HxWx3), mask, body, detail (HxW)."""
+
+    def __init__(self, prepared: str | Path, sets: Sequence[str], labels: str | Path, supervision: str = "body_detail"):
+        self.labels, self.supervision = Path(labels), supervision
+        self.samples = [(name, image, mask, set_name) for set_name in sets
+                        for name, image, mask in prepared_pairs(prepared, set_name)]
+        if not self.samples:
+            raise DatasetError(f"no training images in {prepared} for {list(sets)}")
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        name, image_path, mask_path, set_name = self.samples[index]
+        image = read_rgb(image_path)
+        mask = read_sod_mask(mask_path)
+        if mask.shape != image.shape[:2]:
+            raise DatasetError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image "
+                               f"{image_path} is {image.shape[1]}x{image.shape[0]}")
+        body_branch, detail_branch = self.supervision.split("_")
+        body = _read_map(self.labels / set_name / "body" / f"{name}.png", mask.shape) if body_branch == "body" else mask
+        detail = (_read_map(self.labels / set_name / "detail" / f"{name}.png", mask.shape) if detail_branch == "detail"
+                  else edge_map(mask))
+        sample = {"image": normalise(image), **{key: value.astype(np.float32) / 255 for key, value in
+                                                (("mask", mask), ("body", body), ("detail", detail))}}
+        sample = random_crop(sample)
+        if torch.rand(()) < 0.5:
+            sample = {key: value[:, ::-1] for key, value in sample.items()}
+        sample["draw"] = float(torch.rand(()))
+        return sample
+
+
+def random_crop(sample: dict) -> dict:
+    """Remove a random margin of up to 1/8 of each side (the reference's ``RandomCrop``)."""
+    height, width = sample["mask"].shape
+    cut_h, cut_w = int(torch.randint(max(height // 8, 1), ())), int(torch.randint(max(width // 8, 1), ()))
+    top, left = int(torch.randint(cut_h + 1, ())), int(torch.randint(cut_w + 1, ()))
+    return {key: value[top:top + height - cut_h, left:left + width - cut_w] for key, value in sample.items()}
+
+
+class MultiScaleCollate:
+    """Resize every sample of a batch to one square size from ``sizes`` (chosen by the first sample's
+    ``draw``) and stack: image Bx3xSxS, mask/body/detail Bx1xSxS."""
+
+    def __init__(self, sizes: Sequence[int]):
+        self.sizes = tuple(sizes)
+
+    def __call__(self, samples: list[dict]) -> dict[str, torch.Tensor]:
+        size = self.sizes[min(int(samples[0]["draw"] * len(self.sizes)), len(self.sizes) - 1)]
+        batch = {}
+        for key in ("image", "mask", "body", "detail"):
+            resized = np.stack([cv2.resize(np.ascontiguousarray(s[key]), (size, size), interpolation=cv2.INTER_LINEAR)
+                                for s in samples])
+            batch[key] = torch.from_numpy(resized.transpose(0, 3, 1, 2) if key == "image" else resized[:, None])
+        return batch

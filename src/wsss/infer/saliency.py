@@ -1,0 +1,57 @@
+"""Saliency inference of LDF (the reference's ``test.py``, ldf.md §5): resize, predict, upsample, PNG.
+
+Each image is normalised, resized to ``size``×``size`` (bilinear), and the logits are upsampled
+inside the network straight to the original size; ``sigmoid × 255``, rounded, is written as an
+8-bit grey PNG (callers make ``out_dir`` atomic). ``maps="decoupled"`` writes the second iteration's body and detail maps instead
+(``body/``, ``detail/``): the coarse model's targets for the fine stage (``train-coarse/test.py``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from wsss.data.datasets import read_rgb
+from wsss.data.decouple import MAPS
+from wsss.data.ldf import normalise
+from wsss.runtime import Runtime
+
+
+def to_png_values(logits: torch.Tensor) -> np.ndarray:
+    """HxW uint8 of ``round(sigmoid(logits) · 255)``."""
+    return torch.round(torch.sigmoid(logits.float()) * 255).to(torch.uint8).squeeze().cpu().numpy()
+
+
+def _input(image: np.ndarray, size: int, runtime: Runtime) -> torch.Tensor:
+    resized = cv2.resize(normalise(image), (size, size), interpolation=cv2.INTER_LINEAR)
+    return runtime.batch(torch.from_numpy(resized.transpose(2, 0, 1))[None])
+
+
+@torch.inference_mode()
+def predict_dir(model: torch.nn.Module, pairs: list[tuple[str, Path, Path]], out_dir: str | Path, size: int,
+                runtime: Runtime, maps: str = "saliency", progress: bool = True) -> dict:
+    """Write the maps of every (name, image, mask) into the new folder ``out_dir``; return throughput."""
+    model = runtime.prepare(model.eval())
+    start = time.perf_counter()
+    folders = {kind: Path(out_dir) / kind for kind in MAPS} if maps == "decoupled" else {"saliency": Path(out_dir)}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+    for name, image_path, _ in tqdm(pairs, desc=f"infer_ldf → {out_dir}", disable=not progress):
+        image = read_rgb(image_path)
+        with runtime.autocast():
+            x = _input(image, size, runtime)
+            if maps == "decoupled":
+                outputs = model.outputs(x, image.shape[:2])
+                logits = {"body": outputs.body2, "detail": outputs.detail2}
+            else:
+                logits = {"saliency": model(x, image.shape[:2])}
+        for kind, value in logits.items():
+            cv2.imwrite(str(folders[kind] / f"{name}.png"), to_png_values(value))
+    seconds = time.perf_counter() - start
+    return {"images": len(pairs), "seconds": round(seconds, 3), "images_per_s": round(len(pairs) / seconds, 2),
+            "precision": runtime.precision}

@@ -1,0 +1,32 @@
+"""Stage ``infer_ldf``: LDF saliency maps of a SOD set (``data/saliency/<method>/<SET>/``), or with
+``--maps decoupled`` the coarse model's body/detail maps of the training sets (two-stage scheme)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from wsss.data.sod import prepared_pairs
+from wsss.infer.saliency import predict_dir
+from wsss.io import atomic_path
+from wsss.runtime import pick_runtime
+from wsss.stages.common import load_trained, stage_config
+from wsss.stages.train_ldf import build_model
+from wsss.tracking import config_stage_run
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = stage_config(args)
+    runtime = pick_runtime(cfg.runtime.device, cfg.runtime.precision)
+    model = load_trained(build_model(cfg.ldf, weights=""), args.model)
+    sets = cfg.sod.train_sets if args.maps == "decoupled" else (args.split,)
+    with config_stage_run(cfg, "infer_ldf", pipeline="sod", method=args.method, data_paths=(str(args.sod),)) as tracked, \
+            atomic_path(args.out) as out:
+        summary = {}
+        for name in sets:
+            folder = out / name if args.maps == "decoupled" else out
+            summary[name] = predict_dir(model, prepared_pairs(args.sod, name), folder, cfg.ldf.test_size, runtime, args.maps)
+            tracked.log_metrics({f"{name}/{key}": value for key, value in summary[name].items()
+                                 if isinstance(value, (int, float))})
+    print(json.dumps(summary, indent=2))
+    return 0
