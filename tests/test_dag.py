@@ -132,5 +132,26 @@ def test_the_profile_switch_reaches_every_stage(project):
     (project / "data/raw/SOD").mkdir(parents=True)
     out = run(["snakemake", "-n", "--cores", "1", "--config", "profile=paper", "--printshellcmds"], project)
     assert "wsss data prepare-voc --out data/prepared/voc --workers 1 --set profile=paper" in out
-    assert "wsss train-cls --voc data/prepared/voc --out models/cam/classifier/model.pt --set profile=paper" in out
+    assert ("wsss train-cls --voc data/prepared/voc --out models/cam/classifier/model.pt --set profile=paper"
+            " --set method=cam") in out
     assert "synth_voc" not in out  # no synthetic data in the paper profile
+
+
+@pytest.mark.slow
+def test_the_seam_chain_and_the_ablation_run_side_by_side_with_cam(project):
+    run(["snakemake", "--cores", "2", "--config", "method=seam", "results/voc_miou.json", "seam_ablation"], project)
+    summary = json.loads((project / "results/voc_miou.json").read_text())
+    assert summary["method"] == "seam" and summary["cam_equivariance_error"] >= 0
+    ablation = json.loads((project / "results/synthetic-voc/seam_ablation.json").read_text())
+    assert [row["method"] for row in ablation["rows"]] == ["cam", "seam_er", "seam_er_pcm", "seam_ecr", "seam", "seam"]
+    assert all(0 <= row["miou"] <= 1 and row["equivariance_error"] >= 0 for row in ablation["rows"])
+    assert "| + OHEM (SEAM) | `seam` |" in (project / "results/synthetic-voc/seam_ablation.md").read_text()
+    for method in ("cam", "seam_er", "seam_er_pcm", "seam_ecr", "seam"):
+        assert (project / f"models/{method}/classifier/model.pt").is_file()
+    # switching the chain's method back reruns only the summary (the cam chain is then built once)
+    assert "train_cls" not in planned_rules(project, "seam_ablation")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["methods"]["seam_er"]["seam"]["er_weight"] = 2.0
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert planned_rules(project, "seam_ablation") == {"train_cls", "infer_cam", "eval_cam", "eval_equivariance",
+                                                       "seam_ablation"}

@@ -37,11 +37,12 @@ def load_trained(model, path: str | Path):
 
 
 def train_stage(cfg, stage: str, build_model, loss_fn, dataset, section, out: str | Path,
-                data_paths: tuple[str, ...]) -> None:
+                data_paths: tuple[str, ...], method_config: dict | None = None) -> None:
     """Train a model of ``stage`` in the shared engine and publish its weights at ``out`` (rank 0).
 
     Seeds before ``build_model()`` so the initial weights are reproducible; the checkpoint sits
-    beside ``out`` so that rerunning the same command resumes an interrupted run.
+    beside ``out`` so that rerunning the same command resumes an interrupted run (under the same
+    settings and ``method_config``, e.g. the loss weights).
     """
     import os
 
@@ -52,7 +53,7 @@ def train_stage(cfg, stage: str, build_model, loss_fn, dataset, section, out: st
                           system_metrics=True) as tracked:
         seed_everything(cfg.seed)
         model_path = train(build_model(), loss_fn, dataset, TrainSettings.from_config(section, cfg.runtime, cfg.seed),
-                           Path(out).parent, tracked)
+                           Path(out).parent, tracked, method_config)
         if is_rank_zero():
             os.replace(model_path, out)
             tracked.log_artifact(out, "model")
