@@ -36,7 +36,7 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "seam_ablation": ("seam_ablation",),
 }
 # Sections a rule reads only for methods of a given network (SEAM's losses decide its classifier).
-NETWORK_PARAMS: dict[str, dict[str, tuple[str, ...]]] = {"seam": {"train_cls": ("seam",), "eval_equivariance": ()}}
+NETWORK_PARAMS: dict[str, dict[str, tuple[str, ...]]] = {"seam": {"train_cls": ("seam",)}}
 # What `wsss dag dvc` declares by default: the pipeline (`rule all`) and the SEAM ablation.
 DVC_TARGETS = ("all", "seam_ablation")
 

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     }
     write_json(args.out, summary)
     with config_stage_run(cfg, "summarize_voc", pipeline="wsss", method=cfg.method) as tracked:
-        tracked.log_metrics({"miou": summary["miou"], "cam_miou": summary["cam_miou"], "pseudo_miou": summary["pseudo_miou"]})
+        tracked.log_metrics({key: summary[key] for key in ("miou", "cam_miou", "pseudo_miou", "cam_equivariance_error")})
         tracked.log_artifact(args.out)
     print(json.dumps({key: value for key, value in summary.items() if key != "per_class"}, indent=2))
     return 0
