@@ -6,7 +6,7 @@ import uuid
 
 from snakemake.utils import min_version
 
-from wsss.workflow import rule_params, shell_overrides, workflow_config
+from wsss.workflow import method_workflow_configs, rule_params, shell_overrides, workflow_config
 
 min_version("9.0")
 
@@ -15,7 +15,8 @@ configfile: "params.yaml"
 
 
 CFG, OVERRIDES = workflow_config(config)
-SET = shell_overrides(OVERRIDES)
+SET = shell_overrides([item for item in OVERRIDES if not item.startswith("method=")])  # method rules add their own
+METHODS = method_workflow_configs(config)  # name -> (its Config, its --set flags)
 os.environ.setdefault("WSSS_PIPELINE_ID", uuid.uuid4().hex)
 
 

@@ -1,5 +1,6 @@
 """params.yaml → typed config: profiles, overrides, and errors that name the key."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,28 @@ def test_unknown_profile_section_is_an_error():
     data["profiles"]["fast"] = {}
     with pytest.raises(ConfigError, match="profiles.fast: unknown profile"):
         resolve(data)
+
+
+def test_a_method_entry_picks_the_network_and_overrides_sections_after_the_profile():
+    cam, seam, er = (resolve(raw_params(), [f"method={name}"]) for name in ("cam", "seam", "seam_er"))
+    assert (cam.network, cam.infer_cam.source, cam.infer_cam.norm) == ("cam", "cam", "max")
+    assert (seam.network, seam.infer_cam.source, seam.infer_cam.norm) == ("seam", "pcm", "minmax")
+    assert seam.seam.rescale == 0.5 and resolve(raw_params(), ["method=seam", "profile=paper"]).seam.rescale == 0.3
+    assert (er.network, er.seam.ecr_weight, er.seam.min_pool_loss, er.infer_cam.source) == ("seam", 0.0, False, "cam")
+    assert resolve(raw_params(), ["method=seam_er", "seam.ecr_weight=0.5"]).seam.ecr_weight == 0.5  # --set comes last
+    assert [row.method for row in seam.seam_ablation] == ["cam", "seam_er", "seam_er_pcm", "seam_ecr", "seam", "seam"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["method=sccam"], "method: unknown method 'sccam' (known: cam, seam"),
+    (["method=cam", "infer_cam.source=pcm"], "infer_cam.source pcm needs network seam"),
+    (["methods.cam.network=vgg"], "network: must be one of cam, seam"),
+    (["seam.rescale=1.0"], "seam.rescale must be in (0, 4] and not 1 unless flip is on"),
+    (["seam.ohem_ratio=0"], "seam.ohem_ratio must be in (0, 1]"),
+    (["seam.er_weight=-1"], "seam.er_weight must be >= 0"),
+    (["seam.detach=true"], "seam.detach: unknown key"),
+    (["seam_ablation=[{row: x, method: nope, crf: false, paper: 1.0}]"], "seam_ablation: unknown method 'nope'"),
+])
+def test_bad_method_settings_name_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve(raw_params(), overrides)

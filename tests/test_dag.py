@@ -78,7 +78,7 @@ def run(command, cwd):
 
 def planned_rules(cwd, *targets) -> set[str]:
     """The rules `snakemake -n` would run (for `rule all` unless targets are given)."""
-    out = run(["snakemake", "-n", "--cores", "1", "--quiet", "rules", *targets], cwd)
+    out = run(["snakemake", *targets, "-n", "--cores", "1", "--quiet", "rules"], cwd)
     if "Nothing to be done" in out:
         return set()
     rules = set(STAGE_PARAMS) | {"summarize_voc"}
@@ -139,5 +139,30 @@ def test_the_profile_switch_reaches_every_stage(project):
     (project / "data/raw/SOD").mkdir(parents=True)
     out = run(["snakemake", "-n", "--cores", "1", "--config", "profile=paper", "--printshellcmds"], project)
     assert "wsss data prepare-voc --out data/prepared/voc --workers 1 --set profile=paper" in out
-    assert "wsss train-cls --voc data/prepared/voc --out models/cam/classifier/model.pt --set profile=paper" in out
+    assert ("wsss train-cls --voc data/prepared/voc --out models/cam/classifier/model.pt --set profile=paper"
+            " --set method=cam") in out
     assert "synth_voc" not in out  # no synthetic data in the paper profile
+
+
+@pytest.mark.slow
+def test_the_seam_chain_and_the_ablation_run_side_by_side_with_cam(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["seam_ablation"] = [{"row": "baseline", "method": "cam", "crf": False, "paper": 47.43},
+                               {"row": "SEAM", "method": "seam", "crf": False, "paper": 55.41},
+                               {"row": "+ CRF", "method": "seam", "crf": True, "paper": 56.83}]
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["snakemake", "--cores", "2", "results/voc_miou.json", "seam_ablation", "--config", "method=seam"], project)
+    summary = json.loads((project / "results/voc_miou.json").read_text())
+    assert summary["method"] == "seam" and summary["cam_equivariance_error"] >= 0
+    ablation = json.loads((project / "results/synthetic-voc/seam_ablation.json").read_text())
+    assert [(row["method"], row["crf"]) for row in ablation["rows"]] == [("cam", False), ("seam", False), ("seam", True)]
+    assert all(0 <= row["miou"] <= 1 and row["equivariance_error"] >= 0 for row in ablation["rows"])
+    assert "| SEAM | `seam` |" in (project / "results/synthetic-voc/seam_ablation.md").read_text()
+    assert not (project / "models/cam/deeplab").exists()  # the cam chain stops at its CAMs
+    assert planned_rules(project, "results/voc_miou.json", "seam_ablation", "--config", "method=seam") == set()
+    assert planned_rules(project, "results/voc_miou.json") == {"crf", "eval_pseudo", "train_seg", "infer_seg",
+                                                               "eval_seg", "summarize_voc"}  # back to cam
+    params["methods"]["seam"]["seam"] = {"er_weight": 2.0}
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert planned_rules(project, "seam_ablation") == {"train_cls", "infer_cam", "eval_cam", "eval_equivariance",
+                                                       "crf", "eval_pseudo", "seam_ablation"}

@@ -22,10 +22,12 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
 STAGES = {
     "train-cls": ("train_cls", "train the CAM classifier on train_aug", ("voc", "out")),
     "infer-cam": ("infer_cam", "multi-scale CAMs of a split", ("voc", "model", "out")),
+    "eval-equivariance": ("eval_equivariance", "equivariance error of a CAM model on a split", ("voc", "model", "out")),
     "crf": ("crf", "dense-CRF pseudo labels from CAMs", ("voc", "cams", "out")),
     "train-seg": ("train_seg", "train DeepLab on pseudo labels", ("voc", "labels", "out")),
     "infer-seg": ("infer_seg", "DeepLab predictions of a split", ("voc", "model", "out")),
-    "summarize-voc": ("summarize_voc", "write results/voc_miou.json", ("seg", "cam", "pseudo", "out")),
+    "summarize-voc": ("summarize_voc", "write results/voc_miou.json", ("seg", "cam", "pseudo", "equivariance", "out")),
+    "summarize-ablation": ("summarize_ablation", "write the SEAM ablation table (seam_ablation)", ("results", "out", "table")),
     "decouple": ("decouple", "LDF body/detail maps of the SOD training masks", ("sod", "out")),
     "train-ldf": ("train_ldf", "train LDF on body/detail maps", ("sod", "labels", "out")),
     "infer-ldf": ("infer_ldf", "LDF saliency maps of a SOD set", ("sod", "model", "out")),
@@ -119,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     dag = commands.add_parser("dag", help="the DAG's DVC view").add_subparsers(dest="dag_command", required=True)
     dvc = dag.add_parser("dvc", help="write dvc.yaml from the Snakefile")
     dvc.add_argument("--check", action="store_true", help="fail if dvc.yaml differs instead of writing it")
-    dvc.add_argument("targets", nargs="*", help="Snakemake targets (default: rule all)")
+    dvc.add_argument("targets", nargs="*", help="Snakemake targets (default: rule all and seam_ablation)")
     return parser
 
 

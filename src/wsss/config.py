@@ -196,9 +196,12 @@ class EvaluateConfig:
     bg_threshold: float
     bg_sweep: tuple[float, float, float]
     workers: int
+    equivariance_scale: float   # A of the equivariance error mean |F(A(I)) - A(F(I))| (SEAM Fig. 1): a rescale
 
     def __post_init__(self):
         _require(0.0 <= self.bg_threshold <= 1.0, f"bg_threshold must be in [0, 1], got {self.bg_threshold}")
+        _require(0 < self.equivariance_scale <= 4 and self.equivariance_scale != 1,
+                 f"equivariance_scale must be in (0, 4] and not 1, got {self.equivariance_scale}")
         start, stop, step = self.bg_sweep
         _require(0.0 <= start < stop <= 1.0 and step > 0,
                  f"bg_sweep must be [start, stop, step] with 0 <= start < stop <= 1 and step > 0, got {list(self.bg_sweep)}")
@@ -239,6 +242,7 @@ class InferCamConfig:
     scales: tuple[float, ...]
     flip: bool
     norm: Literal["max", "minmax"]
+    source: Literal["cam", "pcm"] = "cam"   # the map read: the CAM, or SEAM's PCM output (network seam only)
 
     def __post_init__(self):
         _require(len(self.scales) > 0 and all(s > 0 for s in self.scales), f"scales must be positive, got {list(self.scales)}")
@@ -306,19 +310,36 @@ class InferSegConfig:
 
 @dataclass(frozen=True)
 class SEAMConfig:
-    """SEAM's siamese training (reference §3: train_SEAM.py)."""
+    """SEAM's siamese training (reference §3: train_SEAM.py; the losses in ``wsss.losses``)."""
 
-    rescale: float
-    ohem_ratio: float
+    rescale: float          # the affine transform A: rescale factor (official 0.3) ...
+    flip: bool              # ... and an optional horizontal flip
+    cls_weight: float
     er_weight: float
+    er_source: Literal["cam", "pcm"]   # ER between raw CAMs (official) or between PCM outputs
     ecr_weight: float
-    official_detach: bool
-    min_pool_loss: bool
+    ohem_ratio: float       # share of ECR errors kept (official 0.2; 1.0 = no OHEM)
+    official_detach: bool   # detach PCM inputs, PCM features and ECR targets as the official code
+    min_pool_loss: bool     # the official code's extra min-pooling loss (not in the paper)
+    min_pool_weight: float
+    min_pool_ratio: float
 
     def __post_init__(self):
-        _require(0 < self.rescale < 1 or 1 < self.rescale <= 4, f"rescale must be a non-identity factor in (0, 4], got {self.rescale}")
+        _require(0 < self.rescale <= 4 and (self.rescale != 1 or self.flip),
+                 f"rescale must be in (0, 4] and not 1 unless flip is on (A must change the image), got {self.rescale}")
         _require(0 < self.ohem_ratio <= 1, f"ohem_ratio must be in (0, 1], got {self.ohem_ratio}")
+        _require(0 < self.min_pool_ratio <= 1, f"min_pool_ratio must be in (0, 1], got {self.min_pool_ratio}")
+        _at_least(self, 0, "cls_weight", "er_weight", "ecr_weight", "min_pool_weight")
 
+
+@dataclass(frozen=True)
+class AblationRow:
+    """One row of an ablation table: a method's CAMs (or, with ``crf``, its CRF pseudo labels) on train."""
+
+    row: str
+    method: str
+    crf: bool
+    paper: float            # the paper's mIoU (%) on VOC train
 
 @dataclass(frozen=True)
 class SCCAMConfig:
@@ -379,7 +400,8 @@ class Config:
     """The resolved configuration of one pipeline invocation."""
 
     profile: Literal["smoke", "paper"]
-    method: Literal["cam"]
+    method: str                          # a name under ``methods``: the folder name of its models, CAMs, results
+    network: Literal["cam", "seam"]      # what that method trains: CAMNet + soft-margin loss, or SEAM
     seed: int
     runtime: RuntimeConfig
     tracking: TrackingConfig
@@ -394,9 +416,14 @@ class Config:
     train_seg: TrainSegConfig
     infer_seg: InferSegConfig
     seam: SEAMConfig
+    seam_ablation: tuple[AblationRow, ...]
     sccam: SCCAMConfig
     decouple: DecoupleConfig
     ldf: LDFConfig
+
+    def __post_init__(self):
+        if self.infer_cam.source == "pcm" and self.network != "seam":
+            raise ValueError(f"infer_cam.source pcm needs network seam, but method {self.method} is network {self.network}")
 
     @property
     def voc_dataset(self) -> str:
@@ -461,7 +488,11 @@ def read_params(path: str | Path) -> dict:
 
 
 def resolve(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Merge the selected profile and the ``--set`` overrides into ``raw`` and validate the result."""
+    """Merge the profile, the method and the ``--set`` overrides into ``raw`` and validate the result.
+
+    Order: the sections ← ``profiles.<profile>`` ← ``methods.<method>`` ← ``--set``. An entry of ``methods``
+    names the ``network`` it trains and overrides any section (e.g. ``seam``, ``infer_cam``).
+    """
     override = {}
     for text in overrides:
         override = deep_merge(override, parse_override(text))
@@ -473,8 +504,25 @@ def resolve(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     unknown = sorted(set(profiles) - set(PROFILES))
     if unknown:
         raise ConfigError(f"profiles.{unknown[0]}: unknown profile (known: {', '.join(PROFILES)})")
-    resolved = deep_merge(deep_merge(chosen, profiles.get(profile) or {}), override)
-    return build(Config, resolved, "")
+    methods = chosen.pop("methods", None) or {}
+    method = chosen.get("method")
+    if method not in methods:
+        raise ConfigError(f"method: unknown method {method!r} (known: {', '.join(methods) or 'none: add a methods section'})")
+    entry = methods[method]
+    if not isinstance(entry, dict) or "network" not in entry:
+        raise ConfigError(f"methods.{method}: expected a mapping with a network key (cam or seam)")
+    resolved = deep_merge(deep_merge(deep_merge(chosen, profiles.get(profile) or {}), entry), override)
+    resolved.pop("methods", None)
+    cfg = build(Config, resolved, "")
+    unknown = [row.method for row in cfg.seam_ablation if row.method not in methods]
+    if unknown:
+        raise ConfigError(f"seam_ablation: unknown method {unknown[0]!r} (known: {', '.join(methods)})")
+    return cfg
+
+
+def method_names(raw: dict) -> list[str]:
+    """The method names of a params mapping (the keys of ``methods``)."""
+    return list(raw.get("methods") or {})
 
 
 def load_config(path: str | Path = "params.yaml", overrides: list[str] | tuple[str, ...] = ()) -> Config:

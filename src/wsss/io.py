@@ -40,6 +40,17 @@ def write_json(path: str | Path, data) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def read_json(path: str | Path):
+    """A JSON file's content; a missing or malformed file is an error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; run the stage that writes it first")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+
+
 def read_id_list(path: str | Path) -> list[str]:
     """Ids of a list file: one bare id per line, or psa-style lines ``/JPEGImages/x.jpg /SegmentationClassAug/x.png``."""
     path = Path(path)

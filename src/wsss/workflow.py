@@ -16,22 +16,22 @@ from pathlib import Path
 
 import yaml
 
-from wsss.config import Config, deep_merge, read_params, resolve
+from wsss.config import Config, deep_merge, method_names, read_params, resolve
 
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "synth_voc": ("synth_voc",),
     "synth_sod": ("synth_sod",),
     "prepare_voc": ("voc",),
     "prepare_sod": ("sod",),
-    "train_cls": ("seed", "runtime.precision", "train_cls"),
-    "infer_cam": ("runtime.precision", "infer_cam"),
+    "train_cls": ("seed", "runtime.precision", "network", "train_cls"),
+    "infer_cam": ("runtime.precision", "network", "infer_cam"),
+    "eval_equivariance": ("runtime.precision", "network", "infer_cam", "evaluate.equivariance_scale"),
     "crf": ("crf",),
     "eval_cam": ("evaluate",),
     "eval_pseudo": ("evaluate",),
     "train_seg": ("seed", "runtime.precision", "train_seg"),
     "infer_seg": ("runtime.precision", "infer_seg"),
     "eval_seg": ("evaluate",),
-    "summarize_voc": (),
     "decouple": ("sod.train_sets", "decouple"),
     "train_ldf_coarse": ("seed", "runtime.precision", "sod.train_sets", "ldf"),
     "relabel_ldf": ("runtime.precision", "sod.train_sets", "ldf"),
@@ -41,7 +41,13 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "eval_saliency": (),
     "summarize_sod": (),
     "summarize_ldf_ablation": (),
+    "summarize_voc": ("method",),
+    "seam_ablation": ("seam_ablation",),
 }
+# Sections a rule reads only for methods of a given network (SEAM's losses decide its classifier).
+NETWORK_PARAMS: dict[str, dict[str, tuple[str, ...]]] = {"seam": {"train_cls": ("seam",)}}
+# What `wsss dag dvc` declares by default: the pipeline (`rule all`) and the SEAM ablation.
+DVC_TARGETS = ("all", "seam_ablation")
 
 DVC_HEADER = "# Generated from the Snakefile by `wsss dag dvc`; do not edit (tests/test_dag.py checks it).\n"
 
@@ -73,10 +79,25 @@ def shell_overrides(overrides: list[str]) -> str:
     return " ".join(f"--set {shlex.quote(item)}" for item in overrides)
 
 
+def method_workflow_configs(snakemake_config: dict, params_file: str | Path = "params.yaml") -> dict[str, tuple[Config, str]]:
+    """Per method name: its resolved configuration and the ``--set`` flags that select it.
+
+    Every method's flags are the run's overrides without ``method=`` plus ``method=<name>``, so choosing
+    another method for ``results/voc_miou.json`` (``--config method=seam``) leaves the other methods' jobs alone.
+    """
+    on_disk = read_params(params_file)
+    _, overrides = workflow_config(snakemake_config, params_file)
+    shared = [item for item in overrides if not item.startswith("method=")]
+    merged = deep_merge(on_disk, snakemake_config)
+    return {name: (resolve(on_disk, [*shared, f"method={name}"]), shell_overrides([*shared, f"method={name}"]))
+            for name in method_names(merged)}
+
+
 def rule_params(cfg: Config, rule: str) -> dict:
     """The resolved config keys a rule reads (Snakemake's params trigger reruns it when they change)."""
     resolved = cfg.to_dict()
-    return {key: _lookup(resolved, key) for key in STAGE_PARAMS.get(rule, ())}
+    keys = STAGE_PARAMS.get(rule, ()) + NETWORK_PARAMS.get(cfg.network, {}).get(rule, ())
+    return {key: _lookup(resolved, key) for key in keys}
 
 
 def _lookup(tree: dict, dotted: str):
@@ -88,13 +109,14 @@ def _lookup(tree: dict, dotted: str):
 
 
 def snakemake_jobs(targets: list[str], snakefile: str | Path = "Snakefile", cwd: str | Path = ".") -> list[dict]:
-    """Every job Snakemake would run to build ``targets`` from scratch: stage name, rule, inputs, outputs.
+    """Every job Snakemake would run to build ``targets`` (default ``DVC_TARGETS``) from scratch: stage name,
+    rule, inputs, outputs.
 
     Read from a forced dry run, which lists every job whether or not its files exist. A rule that
     runs for several wildcard values gives one stage per job, named ``<rule>_<values>``.
     """
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--dry-run", "--forceall",
-               "--cores", "1", *(targets or ["all"])]
+               "--cores", "1", *(targets or DVC_TARGETS)]
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"snakemake --dry-run failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
@@ -102,18 +124,18 @@ def snakemake_jobs(targets: list[str], snakefile: str | Path = "Snakefile", cwd:
     for line in result.stdout.splitlines():
         header = re.fullmatch(r"(?:local)?rule (\w+):", line.strip()) if not line.startswith(" ") else None
         if header:
-            job = {"rule": header.group(1), "inputs": [], "outputs": [], "wildcards": ""}
+            job = {"rule": header.group(1), "inputs": [], "outputs": [], "wildcards": {}}
             jobs.append(job)
         elif job is not None and line.startswith("    ") and ": " in line:
             key, value = line.strip().split(": ", 1)
             if key in ("input", "output"):
                 job[f"{key}s"] = sorted(value.split(", "))
             elif key == "wildcards":
-                job["wildcards"] = "_".join(item.split("=", 1)[1] for item in value.split(", "))
+                job["wildcards"] = dict(item.split("=", 1) for item in value.split(", "))
         elif not line.strip():
             job = None
     for job in jobs:
-        job["stage"] = f"{job['rule']}_{job.pop('wildcards')}".rstrip("_")
+        job["stage"] = "_".join([job["rule"], *job["wildcards"].values()])
     return [job for job in jobs if job["rule"] != "all"]
 
 
@@ -131,7 +153,7 @@ def dvc_stages(jobs: list[dict], raw_params: dict) -> dict:
         outs = [path for path in job["outputs"] if path not in metrics]
         stage = {
             "cmd": f"snakemake --cores all {' '.join(job['outputs'])}",
-            "params": _param_keys(rule, raw_params),
+            "params": _param_keys(rule, raw_params, job.get("wildcards", {}).get("method")),
         }
         if job["inputs"]:
             stage["deps"] = job["inputs"]
@@ -143,20 +165,24 @@ def dvc_stages(jobs: list[dict], raw_params: dict) -> dict:
     return {"stages": stages}
 
 
-def _param_keys(rule: str, raw_params: dict) -> list[str]:
-    """The rule's sections, their profile overrides, and ``profile`` when some profile overrides them.
+def _param_keys(rule: str, raw_params: dict, method: str | None = None) -> list[str]:
+    """The rule's sections, their profile overrides, and ``profile`` when some profile overrides them;
+    for a job of one method (``{method}`` wildcard) also that method's entry ``methods.<name>``, which may
+    override any section.
 
     These are exactly the keys whose change alters the resolved sections that Snakemake's params
     trigger compares, so both runners rerun the same stages.
     """
-    keys = STAGE_PARAMS.get(rule, ())
+    network = _lookup(raw_params, f"methods.{method}.network") if method else None
+    keys = [key for key in STAGE_PARAMS.get(rule, ()) + NETWORK_PARAMS.get(network, {}).get(rule, ()) if key != "network"]
     overridden = [f"profiles.{profile}.{key}" for key in keys
                   for profile, overrides in (raw_params.get("profiles") or {}).items()
                   if _lookup(overrides or {}, key) is not None]
-    return (["profile"] if overridden else []) + list(keys) + overridden
+    own = [f"methods.{method}"] if method else []
+    return (["profile"] if overridden else []) + keys + own + overridden
 
 
 def render_dvc_yaml(targets: list[str], params_file: str | Path = "params.yaml") -> str:
-    """The text of ``dvc.yaml`` for ``targets`` (default: Snakemake's ``rule all``)."""
+    """The text of ``dvc.yaml`` for ``targets`` (default: ``DVC_TARGETS``)."""
     stages = dvc_stages(snakemake_jobs(targets), read_params(params_file))
     return DVC_HEADER + yaml.safe_dump(stages, sort_keys=False, width=200)

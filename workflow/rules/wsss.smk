@@ -1,26 +1,42 @@
 # The WSSS chain: classifier -> CAMs -> dense-CRF pseudo labels -> DeepLab -> results/voc_miou.json.
-# Paths carry the method (params.yaml `method`), so methods sit side by side.
+# Every rule runs per method (`{method}`: a name under `methods` in params.yaml), with that method's
+# configuration (METHODS), so methods and ablation variants sit side by side; results/voc_miou.json
+# summarises the method `method` picks.
 
 METHOD = CFG.method
-RESULTS = f"results/{CFG.voc_dataset}/{METHOD}"
+RESULTS = f"results/{CFG.voc_dataset}"
+
+
+wildcard_constraints:
+    method="|".join(METHODS),
+
+
+def method_params(rule):
+    """The rule's resolved config keys for the job's method (Snakemake's params trigger)."""
+    return lambda wildcards: rule_params(METHODS[wildcards.method][0], rule)
+
+
+def method_set(wildcards):
+    return METHODS[wildcards.method][1]
 
 
 rule train_cls:
     input:
         voc="data/prepared/voc",
     output:
-        f"models/{METHOD}/classifier/model.pt",
+        "models/{method}/classifier/model.pt",
     params:
-        cfg=rule_params(CFG, "train_cls"),
+        cfg=method_params("train_cls"),
+        set=method_set,
     threads: 2
     resources:
         gpu=1,
     log:
-        f"logs/{METHOD}/train_cls.log",
+        "logs/{method}/train_cls.log",
     benchmark:
-        f"logs/benchmark/{METHOD}/train_cls.tsv"
+        "logs/benchmark/{method}/train_cls.tsv"
     shell:
-        "wsss train-cls --voc {input.voc} --out {output} {SET} > {log} 2>&1"
+        "wsss train-cls --voc {input.voc} --out {output} {params.set} > {log} 2>&1"
 
 
 rule infer_cam:
@@ -28,19 +44,39 @@ rule infer_cam:
         voc="data/prepared/voc",
         model=rules.train_cls.output[0],
     output:
-        directory(f"data/cams/{METHOD}/train_aug"),
+        directory("data/cams/{method}/train_aug"),
     params:
-        cfg=rule_params(CFG, "infer_cam"),
+        cfg=method_params("infer_cam"),
+        set=method_set,
     threads: 2
     resources:
         gpu=1,
     log:
-        f"logs/{METHOD}/infer_cam.log",
+        "logs/{method}/infer_cam.log",
     benchmark:
-        f"logs/benchmark/{METHOD}/infer_cam.tsv"
+        "logs/benchmark/{method}/infer_cam.tsv"
     shell:
         "wsss infer-cam --voc {input.voc} --model {input.model} --split train_aug --out {output}"
-        " --workers 1 {SET} > {log} 2>&1"
+        " --workers 1 {params.set} > {log} 2>&1"
+
+
+rule eval_equivariance:
+    input:
+        voc="data/prepared/voc",
+        model=rules.train_cls.output[0],
+    output:
+        f"{RESULTS}/{{method}}/equivariance.json",
+    params:
+        cfg=method_params("eval_equivariance"),
+        set=method_set,
+    threads: 2
+    log:
+        "logs/{method}/eval_equivariance.log",
+    benchmark:
+        "logs/benchmark/{method}/eval_equivariance.tsv"
+    shell:
+        "wsss eval-equivariance --voc {input.voc} --model {input.model} --split train --out {output}"
+        " {params.set} > {log} 2>&1"
 
 
 rule crf:
@@ -48,41 +84,47 @@ rule crf:
         voc="data/prepared/voc",
         cams=rules.infer_cam.output[0],
     output:
-        directory(f"data/pseudo/{METHOD}/train_aug"),
+        directory("data/pseudo/{method}/train_aug"),
     params:
-        cfg=rule_params(CFG, "crf"),
+        cfg=method_params("crf"),
+        set=method_set,
     threads: 2
     log:
-        f"logs/{METHOD}/crf.log",
+        "logs/{method}/crf.log",
     benchmark:
-        f"logs/benchmark/{METHOD}/crf.tsv"
+        "logs/benchmark/{method}/crf.tsv"
     shell:
         "wsss crf --voc {input.voc} --cams {input.cams} --split train_aug --out {output}"
-        " --workers {threads} {SET} > {log} 2>&1"
+        " --workers {threads} {params.set} > {log} 2>&1"
 
 
-SEG_FROM_CLASSIFIER = CFG.train_seg.weights == "classifier"
+def seg_classifier(wildcards):
+    """The method's trained classifier when its DeepLab starts from it (``train_seg.weights: classifier``)."""
+    if METHODS[wildcards.method][0].train_seg.weights != "classifier":
+        return []
+    return rules.train_cls.output[0].format(method=wildcards.method)
 
 
 rule train_seg:
     input:
         voc="data/prepared/voc",
         labels=rules.crf.output[0],
-        classifier=rules.train_cls.output[0] if SEG_FROM_CLASSIFIER else [],
+        classifier=seg_classifier,
     output:
-        f"models/{METHOD}/deeplab/model.pt",
+        "models/{method}/deeplab/model.pt",
     params:
-        cfg=rule_params(CFG, "train_seg"),
-        classifier=f"--classifier {rules.train_cls.output[0]}" if SEG_FROM_CLASSIFIER else "",
+        cfg=method_params("train_seg"),
+        set=method_set,
+        classifier=lambda wildcards, input: f"--classifier {input.classifier}" if input.classifier else "",
     threads: 2
     resources:
         gpu=1,
     log:
-        f"logs/{METHOD}/train_seg.log",
+        "logs/{method}/train_seg.log",
     benchmark:
-        f"logs/benchmark/{METHOD}/train_seg.tsv"
+        "logs/benchmark/{method}/train_seg.tsv"
     shell:
-        "wsss train-seg --voc {input.voc} --labels {input.labels} {params.classifier} --out {output} {SET} > {log} 2>&1"
+        "wsss train-seg --voc {input.voc} --labels {input.labels} {params.classifier} --out {output} {params.set} > {log} 2>&1"
 
 
 rule infer_seg:
@@ -90,18 +132,19 @@ rule infer_seg:
         voc="data/prepared/voc",
         model=rules.train_seg.output[0],
     output:
-        directory(f"data/predictions/{METHOD}/val"),
+        directory("data/predictions/{method}/val"),
     params:
-        cfg=rule_params(CFG, "infer_seg"),
+        cfg=method_params("infer_seg"),
+        set=method_set,
     threads: 2
     resources:
         gpu=1,
     log:
-        f"logs/{METHOD}/infer_seg.log",
+        "logs/{method}/infer_seg.log",
     benchmark:
-        f"logs/benchmark/{METHOD}/infer_seg.tsv"
+        "logs/benchmark/{method}/infer_seg.tsv"
     shell:
-        "wsss infer-seg --voc {input.voc} --model {input.model} --split val --out {output} {SET} > {log} 2>&1"
+        "wsss infer-seg --voc {input.voc} --model {input.model} --split val --out {output} {params.set} > {log} 2>&1"
 
 
 rule eval_seg:
@@ -109,32 +152,58 @@ rule eval_seg:
         voc="data/prepared/voc",
         labels=rules.infer_seg.output[0],
     output:
-        scores=f"{RESULTS}/seg_miou.json",
-        per_class=report(f"{RESULTS}/seg_iou.png", caption="../report/seg_iou.rst", category="WSSS"),
+        scores=f"{RESULTS}/{{method}}/seg_miou.json",
+        per_class=report(f"{RESULTS}/{{method}}/seg_iou.png", caption="../report/seg_iou.rst", category="WSSS"),
     params:
-        cfg=rule_params(CFG, "eval_seg"),
+        cfg=method_params("eval_seg"),
     threads: 2
     log:
-        f"logs/{METHOD}/eval_seg.log",
+        "logs/{method}/eval_seg.log",
     benchmark:
-        f"logs/benchmark/{METHOD}/eval_seg.tsv"
+        "logs/benchmark/{method}/eval_seg.tsv"
     shell:
         "wsss evaluate segmentation --pred {input.labels} --gt {VOC_GT} --list {input.voc}/val.txt"
-        " --method {METHOD} --workers {threads} --out {output.scores} --plot {output.per_class} {SET} > {log} 2>&1"
+        " --method {wildcards.method} --workers {threads} --out {output.scores} --plot {output.per_class} {SET} > {log} 2>&1"
 
 
 rule summarize_voc:
     input:
-        seg=rules.eval_seg.output.scores,
-        cam=f"{RESULTS}/cam_miou.json",
-        pseudo=f"{RESULTS}/pseudo_miou.json",
+        seg=f"{RESULTS}/{METHOD}/seg_miou.json",
+        cam=f"{RESULTS}/{METHOD}/cam_miou.json",
+        pseudo=f"{RESULTS}/{METHOD}/pseudo_miou.json",
+        equivariance=f"{RESULTS}/{METHOD}/equivariance.json",
     output:
         report("results/voc_miou.json", caption="../report/voc_miou.rst", category="WSSS"),
     params:
-        cfg=rule_params(CFG, "summarize_voc"),
+        cfg=rule_params(METHODS[METHOD][0], "summarize_voc"),
+        set=METHODS[METHOD][1],
     log:
         f"logs/{METHOD}/summarize_voc.log",
     benchmark:
         f"logs/benchmark/{METHOD}/summarize_voc.tsv"
     shell:
-        "wsss summarize-voc --seg {input.seg} --cam {input.cam} --pseudo {input.pseudo} --out {output} {SET} > {log} 2>&1"
+        "wsss summarize-voc --seg {input.seg} --cam {input.cam} --pseudo {input.pseudo}"
+        " --equivariance {input.equivariance} --out {output} {params.set} > {log} 2>&1"
+
+
+def ablation_inputs(wildcards):
+    """Each SEAM Table 1 row's score (CAMs, or CRF pseudo labels) and its method's equivariance error."""
+    paths = [f"{RESULTS}/{row.method}/{name}.json" for row in CFG.seam_ablation
+             for name in ("pseudo_miou" if row.crf else "cam_miou", "equivariance")]
+    return list(dict.fromkeys(paths))
+
+
+rule seam_ablation:
+    input:
+        ablation_inputs,
+    output:
+        json=f"{RESULTS}/seam_ablation.json",
+        table=f"{RESULTS}/seam_ablation.md",
+    params:
+        cfg=rule_params(CFG, "seam_ablation"),
+    log:
+        "logs/seam_ablation.log",
+    benchmark:
+        "logs/benchmark/seam_ablation.tsv"
+    shell:
+        "wsss summarize-ablation --results {RESULTS} --out {output.json} --table {output.table} {SET} > {log} 2>&1"

@@ -104,6 +104,37 @@ def multiscale_cam(model: torch.nn.Module, image: np.ndarray, keys, scales, flip
     return normalise_cams(total, norm).numpy()
 
 
+def equivariance_error(model: torch.nn.Module, image: np.ndarray, keys, scale: float, norm: str,
+                       runtime: Runtime) -> float:
+    """``mean |F(A(I)) − A(F(I))|`` over the present classes' pixels of one image (SEAM Fig. 1, Eq. 3 as a metric).
+
+    ``F`` is the single-scale, unflipped ``multiscale_cam`` (so the method's own map and normalisation) and ``A``
+    a rescale by ``scale``: of the image with PIL bicubic (as the inference views), of the CAMs bilinearly.
+    """
+    height, width = image.shape[:2]
+    size = (round(width * scale), round(height * scale))
+    direct = torch.from_numpy(multiscale_cam(model, image, keys, (1.0,), False, norm, runtime))
+    if not direct.numel():
+        return 0.0
+    resized = np.asarray(Image.fromarray(image).resize(size, resample=Image.BICUBIC))
+    of_transformed = torch.from_numpy(multiscale_cam(model, resized, keys, (1.0,), False, norm, runtime))
+    transformed = F.interpolate(direct[None], (size[1], size[0]), mode="bilinear", align_corners=False)[0]
+    return float((of_transformed - transformed).abs().mean())
+
+
+def equivariance_dir(model: torch.nn.Module, voc_root: str | Path, ids: list[str], labels: dict[str, np.ndarray],
+                     scale: float, norm: str, runtime: Runtime, progress: bool = True) -> dict:
+    """The mean equivariance error over ``ids`` (images without a class are skipped) and its spread."""
+    model = runtime.prepare(model.eval())
+    errors = [equivariance_error(model, read_rgb(image_path(voc_root, image_id)), np.flatnonzero(labels[image_id] > 1e-5),
+                                 scale, norm, runtime)
+              for image_id in tqdm(ids, desc="equivariance", disable=not progress) if (labels[image_id] > 1e-5).any()]
+    if not errors:
+        raise ValueError(f"none of the {len(ids)} images has a class: no equivariance error to measure")
+    return {"equivariance_error": float(np.mean(errors)), "std": float(np.std(errors)), "images": len(errors),
+            "scale": scale, "norm": norm}
+
+
 def infer_cam_dir(model: torch.nn.Module, voc_root: str | Path, ids: list[str], labels: dict[str, np.ndarray],
                   out_dir: str | Path, cfg: InferCamConfig, runtime: Runtime, workers: int = 1,
                   progress: bool = True) -> dict:

@@ -17,7 +17,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = stage_config(args)
     voc = open_prepared_voc(args.voc)
     runtime = pick_runtime(cfg.runtime.device, cfg.runtime.precision)
-    model = load_trained(build_classifier(cfg.train_cls, weights=""), args.model)
+    model = load_trained(build_classifier(cfg, weights=""), args.model)
     with config_stage_run(cfg, "infer_cam", pipeline="wsss", method=cfg.method, data_paths=(str(args.voc),)) as tracked:
         summary = infer_cam_dir(model, voc.root, voc.split(args.split), voc.labels, args.out, cfg.infer_cam, runtime,
                                 workers=args.workers)

@@ -1,7 +1,8 @@
 """Stage ``summarize_voc``: ``results/voc_miou.json``, the headline of the WSSS chain.
 
 DeepLab's mIoU on ``val`` beside the quality of what it was trained from (CAM and CRF pseudo
-labels, both on ``train``: the field's protocol, reference §5), with the configuration hash.
+labels, both on ``train``: the field's protocol, reference §5; the CAMs' equivariance error), with
+the configuration hash.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import hashlib
 import json
 
-from wsss.io import write_json
+from wsss.io import read_json, write_json
 from wsss.stages.common import stage_config
 from wsss.tracking import config_stage_run
 
@@ -21,7 +22,7 @@ def config_hash(config: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     cfg = stage_config(args)
-    seg, cam, pseudo = (json.loads(open(path).read()) for path in (args.seg, args.cam, args.pseudo))
+    seg, cam, pseudo, equivariance = (read_json(path) for path in (args.seg, args.cam, args.pseudo, args.equivariance))
     summary = {
         "dataset": cfg.voc_dataset,
         "profile": cfg.profile,
@@ -33,11 +34,12 @@ def run(args: argparse.Namespace) -> int:
         "cam_best_miou": cam.get("best_miou"),
         "cam_best_threshold": cam.get("best_threshold"),
         "pseudo_miou": pseudo["miou"],
+        "cam_equivariance_error": equivariance["equivariance_error"],
         "config_hash": config_hash(cfg.to_dict()),
     }
     write_json(args.out, summary)
     with config_stage_run(cfg, "summarize_voc", pipeline="wsss", method=cfg.method) as tracked:
-        tracked.log_metrics({"miou": summary["miou"], "cam_miou": summary["cam_miou"], "pseudo_miou": summary["pseudo_miou"]})
+        tracked.log_metrics({key: summary[key] for key in ("miou", "cam_miou", "pseudo_miou", "cam_equivariance_error")})
         tracked.log_artifact(args.out)
     print(json.dumps({key: value for key, value in summary.items() if key != "per_class"}, indent=2))
     return 0

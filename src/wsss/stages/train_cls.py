@@ -1,26 +1,37 @@
-"""Stage ``train_cls``: the CAM classifier from image-level labels (Zhou et al. 2016; psa ``train_cls.py``).
+"""Stage ``train_cls``: the CAM network of the method from image-level labels, in the shared engine.
 
-Trained on ``train_aug`` with the multilabel soft-margin loss, psa's augmentation (random
-resize-long, flip, colour jitter, crop) and its four learning-rate groups, in the shared engine.
+Trained on ``train_aug`` with psa's augmentation (random resize-long, flip, colour jitter, crop) and its
+four learning-rate groups. The method's ``network`` decides the rest: ``cam``, the CAM classifier with the
+multilabel soft-margin loss (Zhou et al. 2016; psa ``train_cls.py``); ``seam``, SEAM's network with its
+siamese losses (``wsss.losses.seam_loss``; SEAM ``train_SEAM.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from functools import partial
 
 import torch.nn.functional as F
 
-from wsss.config import TrainClsConfig
+from wsss.config import Config
 from wsss.data.datasets import VOCClassification, open_prepared_voc
 from wsss.data.transforms import train_transform
+from wsss.losses import seam_loss
 from wsss.nets.backbones import build_backbone
 from wsss.nets.cam import CAMNet
+from wsss.nets.seam import SEAMNet
 from wsss.stages.common import stage_config, train_stage
 
 
-def build_classifier(settings: TrainClsConfig, weights: str | None = None) -> CAMNet:
-    """The CAM network of ``train_cls``; ``weights=""`` skips the ImageNet weights (a trained state dict follows)."""
-    return CAMNet(build_backbone(settings.backbone, settings.weights if weights is None else weights))
+def build_classifier(cfg: Config, weights: str | None = None) -> CAMNet:
+    """The CAM network of the method (``CAMNet`` or ``SEAMNet``); ``weights=""`` skips the ImageNet weights
+    (a trained state dict follows)."""
+    settings = cfg.train_cls
+    backbone = build_backbone(settings.backbone, settings.weights if weights is None else weights)
+    if cfg.network == "seam":
+        return SEAMNet(backbone, official_detach=cfg.seam.official_detach, cam_source=cfg.infer_cam.source)
+    return CAMNet(backbone)
 
 
 def classification_loss(model, batch) -> dict:
@@ -35,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
     settings = cfg.train_cls
     transform = train_transform(settings.crop, resize_long=settings.resize_long, color_jitter=settings.color_jitter)
     dataset = VOCClassification(voc.root, voc.split("train_aug"), voc.labels, transform)
-    train_stage(cfg, "train_cls", lambda: build_classifier(settings), classification_loss, dataset, settings,
-                args.out, (str(args.voc),))
+    if cfg.network == "seam":
+        loss_fn, method_config = partial(seam_loss, cfg=cfg.seam), dataclasses.asdict(cfg.seam)
+    else:
+        loss_fn, method_config = classification_loss, None
+    train_stage(cfg, "train_cls", lambda: build_classifier(cfg), loss_fn, dataset, settings,
+                args.out, (str(args.voc),), config=method_config)
     return 0

@@ -1,0 +1,86 @@
+"""SEAM's siamese training loss (Wang et al., CVPR'20, Eqs. 1-7; SEAM ``train_SEAM.py`` 104-146; reference §3).
+
+One step sees the image ``I`` and its affine transform ``A(I)`` (a rescale, by default SEAM's 0.3×, and an
+optional horizontal flip). With ``F`` the network's CAM and ``F̂`` its PCM output, both max-normalised and
+masked by the image label (background always on):
+
+* classification: multilabel soft-margin loss on the GAP of the raw foreground maps of both branches, averaged;
+* ER (Eq. 3): ``mean |A(F(I)) − F(A(I))|`` over the foreground channels — on the raw CAMs (``er_source: cam``,
+  the official code) or on the PCM outputs (``pcm``, the ablation row "ER on PCM");
+* ECR (Eq. 6): ``|max_onehot(A(F(I))) − F̂(A(I))| + |max_onehot(F(A(I))) − A(F̂(I))|``, the CAM targets
+  with background ``1 − max`` and the PCM outputs with their own revised background channel, each the mean of its top ``ohem_ratio`` share of (channel, pixel) errors per sample (OHEM,
+  official 20 %; 1.0 = the plain mean). ``official_detach`` detaches the CAM targets as the official code
+  (lines 135-139); the paper's equation lets the gradient reach both sides;
+* min pooling (official, not in the paper; lines 16-24): per branch, the mean ReLU of the smallest
+  ``min_pool_ratio`` share of the per-pixel maximum of the masked foreground PCM output.
+
+``total = cls_weight·cls + er_weight·ER + ecr_weight·ECR + min_pool_weight·min_pool``; all weights are 1 in the
+official code. Maps stay at the network's stride and are resized bilinearly (``align_corners=True``) to the
+transformed image's size, where ER and ECR are compared (the official code compares at 134×134 for 448).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from wsss.config import SEAMConfig
+from wsss.nets.seam import max_norm, max_onehot, with_background
+
+
+def affine(x: torch.Tensor, size: tuple[int, int], flip: bool) -> torch.Tensor:
+    """SEAM's transform ``A``: bilinear resize to ``size`` (``align_corners=True``), then an optional h-flip."""
+    x = F.interpolate(x, size, mode="bilinear", align_corners=True)
+    return x.flip(-1) if flip else x
+
+
+def transformed_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """``A``'s output size for an input of ``size`` (``F.interpolate(scale_factor=...)`` rounds down)."""
+    return max(1, int(size[0] * scale)), max(1, int(size[1] * scale))
+
+
+def er_loss(transformed_cam: torch.Tensor, cam_of_transformed: torch.Tensor) -> torch.Tensor:
+    """Equivariant regularisation (Eq. 3): the mean L1 distance of the foreground channels (1:), absent classes included."""
+    return (transformed_cam[:, 1:] - cam_of_transformed[:, 1:]).abs().mean()
+
+
+def ohem_mean(errors: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Mean of each sample's largest ``int(ratio · C·H·W)`` errors, averaged over samples (``train_SEAM.py`` 136-139)."""
+    flat = errors.flatten(1)
+    k = max(1, int(flat.shape[1] * ratio))
+    return flat.topk(k, dim=1).values.mean() if k < flat.shape[1] else flat.mean()
+
+
+def min_pool_loss(revised: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Mean ReLU of the smallest ``ratio`` share of pixels of ``max_c revised[:, 1:]`` (``adaptive_min_pooling_loss``)."""
+    strongest = revised[:, 1:].amax(dim=1).flatten(1)
+    k = max(1, int(strongest.shape[1] * ratio))
+    return F.relu(-(-strongest).topk(k, dim=1).values).mean()
+
+
+def seam_loss(model, batch, cfg: SEAMConfig) -> dict[str, torch.Tensor]:
+    """The SEAM losses of one batch ``(images N×3×H×W, labels N×20)`` for a ``SEAMNet`` (or its DDP wrapper)."""
+    images, labels = batch
+    size = transformed_size(images.shape[2:], cfg.rescale)
+    mask = torch.cat([torch.ones_like(labels[:, :1]), labels], dim=1)[:, :, None, None]
+    cam1, pcm1 = (x.float() for x in model(images))
+    cam2, pcm2 = (x.float() for x in model(affine(images, size, cfg.flip)))
+
+    cls = (F.multilabel_soft_margin_loss(cam1.mean((2, 3))[:, 1:], labels)
+           + F.multilabel_soft_margin_loss(cam2.mean((2, 3))[:, 1:], labels)) / 2
+    losses = {"cls": cls}
+    if cfg.min_pool_loss:
+        losses["min_pool"] = (min_pool_loss(pcm1 * mask, cfg.min_pool_ratio)
+                              + min_pool_loss(pcm2 * mask, cfg.min_pool_ratio)) / 2
+    cam1, pcm1 = (affine(max_norm(x), size, cfg.flip) * mask for x in (cam1, pcm1))
+    cam2, pcm2 = (affine(max_norm(x), size, False) * mask for x in (cam2, pcm2))
+    losses["er"] = er_loss(cam1, cam2) if cfg.er_source == "cam" else er_loss(pcm1, pcm2)
+
+    target1, target2 = with_background(cam1), with_background(cam2)
+    if cfg.official_detach:
+        target1, target2 = target1.detach(), target2.detach()
+    losses["ecr"] = (ohem_mean((max_onehot(target2) - pcm1).abs(), cfg.ohem_ratio)
+                     + ohem_mean((max_onehot(target1) - pcm2).abs(), cfg.ohem_ratio))
+    weights = {"cls": cfg.cls_weight, "er": cfg.er_weight, "ecr": cfg.ecr_weight, "min_pool": cfg.min_pool_weight}
+    losses["loss"] = sum(weights[name] * value for name, value in losses.items())
+    return losses

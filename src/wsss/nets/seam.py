@@ -1,0 +1,115 @@
+"""SEAM's network (Wang et al., CVPR'20): the CAM classifier with 21 outputs plus the pixel correlation module
+(SEAM ``network/resnet38_SEAM.py``; reference §3).
+
+* ``classifier``: 1×1 conv, no bias, 21 outputs; channel 0 is the background, which the training loss
+  overwrites with ``1 − max_c`` so it never receives a gradient (``train_SEAM.py`` 131-132).
+* PCM (paper Eq. 4, ``resnet38_SEAM.py`` 52-63): ``proj_low`` (64 ch) and ``proj_mid`` (128 ch) are 1×1
+  convs of the two stride-8 backbone levels (ResNet-38 conv4/conv5), concatenated with the image resized to
+  the feature size, then ``proj`` (1×1, 192 ch). With ``f`` L2-normalised over channels, the affinity is
+  ``ReLU(fᵀf)`` over every pair of positions, normalised so that each target column sums to 1, and the
+  revised CAM is ``ŷ[:, j] = Σ_i y[:, i] · aff[i, j]``, where ``y`` is the max-normalised,
+  background-completed CAM with only each pixel's strongest foreground class kept (lines 34-40).
+* ``official_detach`` (default): as the official code, ``y`` and the two backbone levels are detached
+  (lines 34-45), so PCM gradients train only the three projections. Off: as the paper reads, gradients of the
+  PCM output reach the backbone and the classifier too.
+
+Memory: the affinity is dense, N × hw × hw. At the paper's 448 crop (56×56 at stride 8) that is
+3136² = 9.8 M entries, 39 MB per image in fp32 (20 MB in bf16); training keeps about three such tensors per
+image for the backward pass (the product, its ReLU and the normalised affinity), ≈ 120 MB per image, against
+the ≈ 2.5 GB of the ResNet-38 activations per 448 image (``benchmarks/bench_seam.py`` measures both).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wsss.nets.backbones import Backbone
+from wsss.nets.cam import CAMNet
+
+NUM_CLASSES = 21  # background + the 20 VOC classes
+
+
+def max_norm(cams: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Per (sample, class) ``relu(x − min − eps) / (max − min + eps)`` of ``relu(x)`` (SEAM ``tool/visualization.py``
+    ``max_norm``, 54-67); after the ReLU the minimum is usually 0, so it is a max normalisation."""
+    cams = F.relu(cams)
+    low = cams.amin(dim=(2, 3), keepdim=True)
+    high = cams.amax(dim=(2, 3), keepdim=True)
+    return F.relu(cams - low - eps) / (high - low + eps)
+
+
+def with_background(cams: torch.Tensor) -> torch.Tensor:
+    """Channel 0 replaced by ``1 − max`` over the foreground channels (``train_SEAM.py`` 131-132)."""
+    return torch.cat([1 - cams[:, 1:].amax(dim=1, keepdim=True), cams[:, 1:]], dim=1)
+
+
+def max_onehot(cams: torch.Tensor) -> torch.Tensor:
+    """Keep, per pixel, the background channel and only the strongest foreground channel (``train_SEAM.py`` 26-30)."""
+    foreground = cams[:, 1:]
+    strongest = foreground == foreground.amax(dim=1, keepdim=True)
+    return torch.cat([cams[:, :1], foreground * strongest], dim=1)
+
+
+def pcm_input(cams: torch.Tensor) -> torch.Tensor:
+    """The CAM the PCM revises: ReLU, max-normalised per class (``relu(x − 1e-5) / (max + 1e-5)``), background
+    ``1 − max_fg``, only the strongest foreground class kept per pixel (``resnet38_SEAM.py`` 34-40)."""
+    cams = F.relu(cams)
+    cams = F.relu(cams - 1e-5) / (cams.amax(dim=(2, 3), keepdim=True) + 1e-5)
+    return max_onehot(with_background(cams))
+
+
+def pixel_correlation(cams: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """Revise ``cams`` (N×C×h×w) by the cosine affinity of ``features`` (N×D×h×w), batched (paper Eq. 4).
+
+    ``aff[i, j] = ReLU(cos(f_i, f_j)) / Σ_i ReLU(cos(f_i, f_j))``; returns ``cams @ aff`` as N×C×h×w.
+    """
+    n, c, h, w = cams.shape
+    f = features.flatten(2)
+    f = f / (f.norm(dim=1, keepdim=True) + 1e-5)
+    affinity = F.relu(torch.bmm(f.transpose(1, 2), f))
+    affinity = affinity / (affinity.sum(dim=1, keepdim=True) + 1e-5)
+    return torch.bmm(cams.flatten(2).to(affinity.dtype), affinity).view(n, c, h, w)
+
+
+class SEAMNet(CAMNet):
+    """CAM classifier (21 outputs) plus the pixel correlation module.
+
+    ``forward(x)`` returns ``(cam, pcm)``: the raw class maps N×21×h×w (logits, before any ReLU) and the PCM
+    output N×21×h×w, both at the backbone's stride (the loss resizes them to the input). ``cam(x)`` is what the
+    multi-scale inference reads: the 20 foreground channels of the PCM output (``cam_source="pcm"``, as
+    SEAM ``infer_SEAM.py`` line 60) or of the ReLU'd raw CAM (``"cam"``).
+    """
+
+    def __init__(self, backbone: Backbone, dropout: float = 0.5, official_detach: bool = True,
+                 cam_source: str = "pcm"):
+        super().__init__(backbone, num_classes=NUM_CLASSES, dropout=dropout)
+        if cam_source not in ("pcm", "cam"):
+            raise ValueError(f"cam_source must be 'pcm' or 'cam', got {cam_source!r}")
+        self.official_detach, self.cam_source = official_detach, cam_source
+        self.proj_low = nn.Conv2d(backbone.channels["low"], 64, 1, bias=False)
+        self.proj_mid = nn.Conv2d(backbone.channels["mid"], 128, 1, bias=False)
+        self.proj = nn.Conv2d(64 + 128 + 3, 192, 1, bias=False)
+        nn.init.kaiming_normal_(self.proj_low.weight)
+        nn.init.kaiming_normal_(self.proj_mid.weight)
+        nn.init.xavier_uniform_(self.proj.weight, gain=4)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        levels = self.backbone(x)
+        cam = self.classifier(self.dropout(levels["out"]))
+        low, mid, target = levels["low"], levels["mid"], pcm_input(cam)
+        if self.official_detach:
+            low, mid, target = low.detach(), mid.detach(), target.detach()
+        size = cam.shape[2:]
+        if low.shape[2:] != size or mid.shape[2:] != size:
+            raise ValueError(f"the PCM needs the backbone's low/mid levels at the CAM's stride, got "
+                             f"{tuple(low.shape[2:])}, {tuple(mid.shape[2:])} for {tuple(size)}")
+        image = F.interpolate(x, size, mode="bilinear", align_corners=True)
+        features = self.proj(torch.cat([F.relu(self.proj_low(low)), F.relu(self.proj_mid(mid)), image], dim=1))
+        return cam, pixel_correlation(target, features)
+
+    def cam(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cam_source == "cam":
+            return super().cam(x)[:, 1:]
+        return self(x)[1][:, 1:]
