@@ -1,6 +1,7 @@
 # Evaluation rules for any method's outputs: CAMs and pseudo labels scored on VOC train (pseudo-label
 # quality, the field's protocol: train ⊂ train_aug, so the train_aug folders hold them), and saliency
-# maps on each SOD test set. `{method}` names the method (cam, seam, sccam, ...).
+# maps on each SOD test set. `{method}` names the WSSS method (cam, seam, ...), `{sod_method}` the saliency
+# method (ldf and its ablation rows).
 
 VOC_GT = f"{CFG.voc.root}/SegmentationClass"
 
@@ -45,18 +46,18 @@ rule eval_pseudo:
 
 rule eval_saliency:
     input:
-        maps="data/saliency/{method}/{dataset}",
+        maps="data/saliency/{sod_method}/{dataset}",
         sod="data/prepared/sod",
     output:
-        scores=f"results/{CFG.sod_dataset}/{{method}}/{{dataset}}.json",
-        plot=f"results/{CFG.sod_dataset}/{{method}}/{{dataset}}_pr.png",
+        scores=f"results/{CFG.sod_dataset}/{{sod_method}}/{{dataset}}.json",
+        plot=f"results/{CFG.sod_dataset}/{{sod_method}}/{{dataset}}_pr.png",
     params:
         cfg=rule_params(CFG, "eval_saliency"),
     threads: 2
     log:
-        "logs/eval_saliency/{method}_{dataset}.log",
+        "logs/eval_saliency/{sod_method}_{dataset}.log",
     benchmark:
-        "logs/benchmark/eval_saliency/{method}_{dataset}.tsv"
+        "logs/benchmark/eval_saliency/{sod_method}_{dataset}.tsv"
     shell:
         "wsss evaluate saliency --pred {input.maps} --gt {CFG.sod.root}/{wildcards.dataset} --name {wildcards.dataset}"
-        " --method {wildcards.method} --workers {threads} --out {output.scores} --plot {output.plot} {SET} > {log} 2>&1"
+        " --method {wildcards.sod_method} --workers {threads} --out {output.scores} --plot {output.plot} {SET} > {log} 2>&1"
