@@ -176,6 +176,17 @@ def test_backbone_weights_load_by_path_and_report_keys(tmp_path):
         torch.testing.assert_close(loaded(x)["out"], source(x)["out"])
 
 
+def test_deeplab_starts_from_a_trained_classifiers_backbone(tmp_path):
+    classifier = CAMNet(randomized(build_backbone("small"))).eval()
+    torch.save(classifier.state_dict(), tmp_path / "classifier.pt")
+    deeplab = build_segmenter("deeplab_v2", "small", weights=str(tmp_path / "classifier.pt")).eval()
+    report = deeplab.backbone.weights_report
+    assert report.unexpected == [] and report.missing == []  # the classifier's 1x1 layer is left behind
+    x = image(64)
+    with torch.no_grad():
+        torch.testing.assert_close(deeplab.backbone(x)["out"], classifier.backbone(x)["out"])
+
+
 def test_pretrained_weights_freeze_by_default(tmp_path):
     torch.save({"conv1a.weight": torch.zeros(64, 3, 3, 3)}, tmp_path / "res38.pth")  # a (tiny) pretrained file
     backbone = build_backbone("resnet38d", weights=str(tmp_path / "res38.pth"))
@@ -255,3 +266,13 @@ def test_param_groups_helper_counts_a_wrapper_head_as_new():
     wrapper = torch.nn.ModuleDict({"cam": net, "sub": torch.nn.Conv2d(256, 200, 1, bias=False)})
     groups = param_groups(wrapper, net.backbone)
     assert len(groups[2]) == 2 and groups[2][1] is wrapper["sub"].weight
+
+
+def test_classifier_initialisation_needs_the_classifier(tmp_path):
+    from wsss.config import load_config
+    from wsss.stages.train_seg import initial_weights
+
+    settings = load_config("params.yaml").train_seg  # smoke: weights: classifier
+    assert initial_weights(settings, tmp_path / "model.pt") == str(tmp_path / "model.pt")
+    with pytest.raises(ValueError, match="--classifier"):
+        initial_weights(settings, None)

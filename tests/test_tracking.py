@@ -55,3 +55,21 @@ def test_dvc_hash_reads_the_lock_file(tmp_path):
 
 def test_flatten_nested_params():
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": "x"}) == {"a.b": "1", "a.c": "[1, 2]", "d": "x"}
+
+
+def test_a_logged_model_loads_back_and_predicts_the_same(mlflow_uri):
+    import numpy as np
+    import torch
+
+    from wsss.nets.deeplab import build_segmenter
+
+    torch.manual_seed(0)
+    model = build_segmenter("deeplab_v2", "small").eval()
+    example = np.random.default_rng(0).normal(size=(1, 3, 32, 32)).astype(np.float32)
+    with stage_run("train_seg", pipeline="wsss", dataset="d", profile="smoke") as run:
+        run.log_model(model, "train_seg", example)
+        run_id = run.run_id
+    [logged] = mlflow.search_logged_models(filter_string=f"source_run_id = '{run_id}'", output_format="list")
+    loaded = mlflow.pytorch.load_model(logged.model_uri).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(torch.from_numpy(example)), model(torch.from_numpy(example)))

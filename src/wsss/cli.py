@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
             stage.add_argument(f"--{name}", required=True, type=Path)
         if "model" in paths or "cams" in paths:
             stage.add_argument("--split", default="train_aug", help="the prepared split to process")
+        if command == "train-seg":
+            stage.add_argument("--classifier", type=Path,
+                               help="the trained classifier whose backbone starts DeepLab (train_seg.weights: classifier)")
         stage.add_argument("--workers", type=int, default=1, help="processes (inference, CRF, decoupling)")
         _config_args(stage)
     commands.choices["train-ldf"].add_argument("--fine", action="store_true",

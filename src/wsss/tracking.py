@@ -96,6 +96,17 @@ class StageRun:
         if self._mlflow:
             self._mlflow.log_dict(data, artifact_file)
 
+    def log_model(self, model, name: str, input_example) -> None:
+        """An MLflow model (``mlflow.pytorch``, pickled: ``torch.export`` rejects data-dependent shapes), with
+        the signature inferred from ``input_example`` (a NumPy batch); the requirements are given, not inferred
+        (inference imports the model in a subprocess)."""
+        if self._mlflow:
+            import mlflow.pytorch
+            import torch
+
+            mlflow.pytorch.log_model(model, name=name, input_example=input_example, serialization_format="pickle",
+                                     pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+
     def log_figure(self, figure, artifact_file: str) -> None:
         if self._mlflow:
             self._mlflow.log_figure(figure, artifact_file)

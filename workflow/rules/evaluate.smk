@@ -10,7 +10,9 @@ rule eval_cam:
         cams="data/cams/{method}/train_aug",
         voc="data/prepared/voc",
     output:
-        f"results/{CFG.voc_dataset}/{{method}}/cam_miou.json",
+        scores=f"results/{CFG.voc_dataset}/{{method}}/cam_miou.json",
+        per_class=report(f"results/{CFG.voc_dataset}/{{method}}/cam_iou.png", caption="../report/cam_iou.rst", category="WSSS"),
+        sweep=report(f"results/{CFG.voc_dataset}/{{method}}/cam_iou_sweep.png", caption="../report/cam_sweep.rst", category="WSSS"),
     params:
         cfg=rule_params(CFG, "eval_cam"),
     threads: 2
@@ -20,7 +22,7 @@ rule eval_cam:
         "logs/benchmark/eval_cam/{method}.tsv"
     shell:
         "wsss evaluate segmentation --cams --pred {input.cams} --gt {VOC_GT} --list {input.voc}/train.txt"
-        " --method {wildcards.method} --workers {threads} --out {output} {SET} > {log} 2>&1"
+        " --method {wildcards.method} --workers {threads} --out {output.scores} --plot {output.per_class} {SET} > {log} 2>&1"
 
 
 rule eval_pseudo:
@@ -47,7 +49,8 @@ rule eval_saliency:
         sod="data/prepared/sod",
     output:
         scores=f"results/{CFG.sod_dataset}/{{method}}/{{dataset}}.json",
-        plot=f"results/{CFG.sod_dataset}/{{method}}/{{dataset}}_pr.png",
+        plot=report(f"results/{CFG.sod_dataset}/{{method}}/{{dataset}}_pr.png", caption="../report/sod_pr.rst",
+                    category="SOD"),
     params:
         cfg=rule_params(CFG, "eval_saliency"),
     threads: 2

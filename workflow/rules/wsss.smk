@@ -61,14 +61,19 @@ rule crf:
         " --workers {threads} {SET} > {log} 2>&1"
 
 
+SEG_FROM_CLASSIFIER = CFG.train_seg.weights == "classifier"
+
+
 rule train_seg:
     input:
         voc="data/prepared/voc",
         labels=rules.crf.output[0],
+        classifier=rules.train_cls.output[0] if SEG_FROM_CLASSIFIER else [],
     output:
         f"models/{METHOD}/deeplab/model.pt",
     params:
         cfg=rule_params(CFG, "train_seg"),
+        classifier=f"--classifier {rules.train_cls.output[0]}" if SEG_FROM_CLASSIFIER else "",
     threads: 2
     resources:
         gpu=1,
@@ -77,7 +82,7 @@ rule train_seg:
     benchmark:
         f"logs/benchmark/{METHOD}/train_seg.tsv"
     shell:
-        "wsss train-seg --voc {input.voc} --labels {input.labels} --out {output} {SET} > {log} 2>&1"
+        "wsss train-seg --voc {input.voc} --labels {input.labels} {params.classifier} --out {output} {SET} > {log} 2>&1"
 
 
 rule infer_seg:
@@ -104,7 +109,8 @@ rule eval_seg:
         voc="data/prepared/voc",
         labels=rules.infer_seg.output[0],
     output:
-        f"{RESULTS}/seg_miou.json",
+        scores=f"{RESULTS}/seg_miou.json",
+        per_class=report(f"{RESULTS}/seg_iou.png", caption="../report/seg_iou.rst", category="WSSS"),
     params:
         cfg=rule_params(CFG, "eval_seg"),
     threads: 2
@@ -114,12 +120,12 @@ rule eval_seg:
         f"logs/benchmark/{METHOD}/eval_seg.tsv"
     shell:
         "wsss evaluate segmentation --pred {input.labels} --gt {VOC_GT} --list {input.voc}/val.txt"
-        " --method {METHOD} --workers {threads} --out {output} {SET} > {log} 2>&1"
+        " --method {METHOD} --workers {threads} --out {output.scores} --plot {output.per_class} {SET} > {log} 2>&1"
 
 
 rule summarize_voc:
     input:
-        seg=rules.eval_seg.output[0],
+        seg=rules.eval_seg.output.scores,
         cam=f"{RESULTS}/cam_miou.json",
         pseudo=f"{RESULTS}/pseudo_miou.json",
     output:

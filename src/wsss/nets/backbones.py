@@ -217,8 +217,14 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def load_weights(module: nn.Module, path: str | Path) -> WeightsReport:
-    """``load_state_dict(strict=False)`` that reports which keys matched and fails when none does."""
+    """``load_state_dict(strict=False)`` that reports which keys matched and fails when none does.
+
+    A whole network of this project (a trained ``CAMNet`` or ``DeepLab``, keys ``backbone.*``) gives
+    its backbone part, so a DeepLab can start from a trained classifier.
+    """
     state = read_state_dict(path)
+    if any(key.startswith("backbone.") for key in state):
+        state = {key.removeprefix("backbone."): value for key, value in state.items() if key.startswith("backbone.")}
     try:
         result = module.load_state_dict(state, strict=False)
     except RuntimeError as error:

@@ -37,16 +37,20 @@ def load_trained(model, path: str | Path):
 
 
 def train_stage(cfg, stage: str, build_model, loss_fn, dataset, section, out: str | Path,
-                data_paths: tuple[str, ...], *, pipeline: str = "wsss", method: str | None = None,
-                collate_fn=None, config: dict | None = None, **settings) -> None:
+                data_paths: tuple[str, ...], model_input_size: int = 0, *, pipeline: str = "wsss",
+                method: str | None = None, collate_fn=None, config: dict | None = None, **settings) -> None:
     """Train a model of ``stage`` in the shared engine and publish its weights at ``out`` (rank 0).
 
     Seeds before ``build_model()`` so the initial weights are reproducible; the checkpoint sits
-    beside ``out`` so that rerunning the same command resumes an interrupted run. ``settings``
-    override fields of the engine's ``TrainSettings`` (e.g. the schedule); ``config`` (the method's
-    own settings) and ``collate_fn`` go to ``wsss.engine.train``.
+    beside ``out`` so that rerunning the same command resumes an interrupted run. With
+    ``model_input_size``, the trained network is also logged as an MLflow model (the pipeline's final
+    model), with a 1×3×size×size example input. ``settings`` override fields of the engine's
+    ``TrainSettings`` (e.g. the schedule); ``config`` (the method's own settings) and ``collate_fn``
+    go to ``wsss.engine.train``.
     """
     import os
+
+    import numpy as np
 
     from wsss.engine import TrainSettings, seed_everything, train
     from wsss.tracking import config_stage_run, is_rank_zero
@@ -54,8 +58,12 @@ def train_stage(cfg, stage: str, build_model, loss_fn, dataset, section, out: st
     with config_stage_run(cfg, stage, pipeline=pipeline, method=cfg.method if method is None else method,
                           data_paths=data_paths, system_metrics=True) as tracked:
         seed_everything(cfg.seed)
-        model_path = train(build_model(), loss_fn, dataset, TrainSettings.from_config(section, cfg.runtime, cfg.seed, **settings),
+        model = build_model()
+        model_path = train(model, loss_fn, dataset, TrainSettings.from_config(section, cfg.runtime, cfg.seed, **settings),
                            Path(out).parent, tracked, config=config, collate_fn=collate_fn)
         if is_rank_zero():
             os.replace(model_path, out)
             tracked.log_artifact(out, "model")
+            if model_input_size:
+                example = np.zeros((1, 3, model_input_size, model_input_size), np.float32)
+                tracked.log_model(model.cpu().eval(), stage, example)

@@ -6,6 +6,7 @@ Cross-entropy with 255 ignored on logits upsampled to the crop; random scale, fl
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch.nn.functional as F
 
@@ -17,9 +18,22 @@ from wsss.nets.deeplab import build_segmenter
 from wsss.stages.common import stage_config, train_stage
 
 
+CLASSIFIER_WEIGHTS = "classifier"
+
+
 def build_deeplab(settings: TrainSegConfig, weights: str | None = None):
     """The segmentation network of ``train_seg``; ``weights=""`` skips the ImageNet weights."""
     return build_segmenter(settings.arch, settings.backbone, settings.weights if weights is None else weights)
+
+
+def initial_weights(settings: TrainSegConfig, classifier: Path | None) -> str:
+    """The backbone weights to start from: ``weights: classifier`` means the backbone of the trained CAM
+    classifier (``--classifier``), the stand-in for ImageNet weights where none exist (smoke profile)."""
+    if settings.weights != CLASSIFIER_WEIGHTS:
+        return settings.weights
+    if classifier is None:
+        raise ValueError("train_seg.weights is 'classifier': give the trained classifier with --classifier")
+    return str(classifier)
 
 
 def segmentation_loss(model, batch) -> dict:
@@ -36,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     settings = cfg.train_seg
     transform = train_transform(settings.crop, scale_range=settings.scale_range)
     dataset = VOCSegmentation(voc.root, voc.split("train_aug"), args.labels, transform)
-    train_stage(cfg, "train_seg", lambda: build_deeplab(settings), segmentation_loss, dataset, settings,
-                args.out, (str(args.voc), str(args.labels)))
+    weights = initial_weights(settings, args.classifier)
+    train_stage(cfg, "train_seg", lambda: build_deeplab(settings, weights), segmentation_loss, dataset, settings,
+                args.out, (str(args.voc), str(args.labels)), model_input_size=settings.crop)
     return 0
