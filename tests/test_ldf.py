@@ -20,6 +20,7 @@ from wsss.nets.ldf import build_ldf, parameter_count
 from wsss.stages.train_ldf import engine_settings, iou_loss, ldf_loss
 
 from conftest import ROOT
+from test_dag import project, run  # noqa: F401  (the fixture: a copy of the workflow with tiny data)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -220,3 +221,21 @@ def test_train_infer_evaluate_end_to_end(sod_project, tmp_path):
     rows = json.loads(ablation.read_text())
     assert set(rows["rows"]) == {"body_detail", "saliency_edge"}
     assert rows["body_detail_beats_saliency_edge"] == {"ECSSD": {"mae": False, "adp_f": False}}
+
+
+@pytest.mark.slow
+def test_snakemake_builds_the_sod_chain_and_plans_the_two_stage_scheme(project):  # noqa: F811
+    """The SOD chain through Snakemake (the ablation is built with `rule all` in test_dag.py)."""
+    run(["snakemake", "--cores", "2", "results/sod_metrics.json"], project)
+    assert set(json.loads((project / "results/sod_metrics.json").read_text())) == {"ECSSD"}
+    assert (project / "results/synthetic-sod/ldf/ECSSD_pr.png").is_file()
+    assert "Nothing to be done" in run(["snakemake", "-n", "--cores", "1", "results/sod_metrics.json"], project)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["profiles"]["smoke"]["ldf"]["two_stage"] = True
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    two_stage = run(["snakemake", "-n", "-p", "--cores", "1", "results/sod_metrics.json",
+                     "results/synthetic-sod/ldf_ablation.json"], project)
+    for rule in ("train_ldf_coarse", "relabel_ldf", "train_ldf", "train_ldf_ablation"):
+        assert f"rule {rule}:" in two_stage
+    assert "--labels data/sod/ldf/coarse_maps --out models/ldf/model.pt --fine" in two_stage
+    assert "data/saliency/ldf_body_detail/ECSSD" in two_stage  # the ablation's own body+detail row

@@ -50,7 +50,8 @@ rule eval_saliency:
         sod="data/prepared/sod",
     output:
         scores=f"results/{CFG.sod_dataset}/{{sod_method}}/{{dataset}}.json",
-        plot=f"results/{CFG.sod_dataset}/{{sod_method}}/{{dataset}}_pr.png",
+        plot=report(f"results/{CFG.sod_dataset}/{{sod_method}}/{{dataset}}_pr.png", caption="../report/sod_pr.rst",
+                    category="SOD"),
     params:
         cfg=rule_params(CFG, "eval_saliency"),
     threads: 2
