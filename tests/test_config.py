@@ -21,7 +21,7 @@ def test_smoke_profile_overrides_paper_settings():
     paper = resolve(raw_params(), ["profile=paper"])
     assert smoke.profile == "smoke" and paper.profile == "paper"
     assert smoke.voc.root == "data/synth/voc" and paper.voc.root == "data/raw/VOCdevkit/VOC2012"
-    assert smoke.train_cls.backbone == "small" and paper.train_cls.backbone == "resnet38d"
+    assert smoke.train_cls.backbone == "tiny" and paper.train_cls.backbone == "resnet38d"
     # keys the smoke profile leaves alone keep the published value
     assert smoke.train_cls.lr == paper.train_cls.lr == 0.1
     assert smoke.voc_dataset == "synthetic-voc" and paper.voc_dataset == "voc2012"
@@ -65,6 +65,7 @@ def test_override_values_are_yaml():
         ("evaluate.bg_threshold=1.5", r"evaluate\.bg_threshold must be in \[0, 1\]"),
         ("profile=huge", r"profile must be one of smoke, paper"),
         ("synth_voc.train=0", r"synth_voc\.train"),
+        ("train_seg.aspp_rates=[6, 0]", r"train_seg\.aspp_rates must be dilations >= 1"),
     ],
 )
 def test_bad_values_name_the_key(override, message):

@@ -187,6 +187,31 @@ def test_deeplab_starts_from_a_trained_classifiers_backbone(tmp_path):
         torch.testing.assert_close(deeplab.backbone(x)["out"], classifier.backbone(x)["out"])
 
 
+def test_tiny_is_small_at_half_the_width():
+    small, tiny = build_backbone("small"), build_backbone("tiny")
+    assert {k: 2 * v for k, v in tiny.channels.items()} == small.channels
+    assert tiny.pyramid_channels == tuple(c // 2 for c in small.pyramid_channels)
+    with torch.no_grad():
+        assert tiny(image(64))["out"].shape == (1, 128, 8, 8)
+    assert sum(p.numel() for p in tiny.parameters()) < sum(p.numel() for p in small.parameters()) / 3
+
+
+def off_centre_tap_gradients(rates, size):
+    """|gradient| of each ASPP branch's off-centre 3×3 taps after one backward pass on a size×size map."""
+    net = build_segmenter("deeplab_v2", "tiny", aspp_rates=rates)
+    net(image(size * 8)).sum().backward()
+    centre = torch.ones(3, 3, dtype=torch.bool)
+    centre[1, 1] = False
+    return [conv.weight.grad[..., centre].abs().sum().item() for conv in net.head.branches]
+
+
+def test_aspp_branches_whose_rate_passes_the_map_edge_never_learn_their_taps():
+    published = off_centre_tap_gradients((6, 12, 18, 24), size=12)     # the smoke crop 96 at stride 8
+    assert published[0] > 0 and published[1:] == [0.0, 0.0, 0.0]      # 12, 18, 24 only read the zero padding
+    assert all(g > 0 for g in off_centre_tap_gradients((2, 3, 5, 7), size=12))
+    assert all(g > 0 for g in off_centre_tap_gradients((6, 12, 18, 24), size=41))   # the 321 crop's map
+
+
 def test_pretrained_weights_freeze_by_default(tmp_path):
     torch.save({"conv1a.weight": torch.zeros(64, 3, 3, 3)}, tmp_path / "res38.pth")  # a (tiny) pretrained file
     backbone = build_backbone("resnet38d", weights=str(tmp_path / "res38.pth"))

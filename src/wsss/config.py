@@ -106,7 +106,7 @@ class SynthVOCConfig:
     train_aug: int = 2000              # ids in train_aug.txt, a superset of train
     size: int = 128                    # long image side; the short side is 75-100 % of it
     max_objects: int = 4               # objects per image: 1..max_objects, fewer more likely
-    discriminative_part: float = 0.8   # P(body drawn in its family's shared look): only the mark tells the class
+    discriminative_part: float = 0.5   # P(body drawn in its family's shared look): only the mark tells the class
     context: float = 0.8               # P(a context-bearing class brings its context: sky, water, rails, grass)
     cooccurrence: float = 0.5          # P(a further object is a usual companion of an earlier class)
     occlusion: float = 0.4             # P(a further object is placed over an earlier one)
@@ -212,7 +212,7 @@ class EvaluateConfig:
 class TrainClsConfig:
     """CAM classifier training (psa/SEAM train_cls; reference §2)."""
 
-    backbone: Literal["resnet38d", "resnet50", "resnet101", "small"]
+    backbone: Literal["resnet38d", "resnet50", "resnet101", "small", "tiny"]
     weights: str
     crop: int
     batch: int
@@ -271,7 +271,7 @@ class TrainSegConfig:
     """DeepLab retraining on pseudo labels (reference §9)."""
 
     arch: Literal["deeplab_v2", "deeplab_v1"]
-    backbone: Literal["resnet101", "resnet38d", "resnet50", "small"]
+    backbone: Literal["resnet101", "resnet38d", "resnet50", "small", "tiny"]
     weights: str
     crop: int
     batch: int
@@ -280,12 +280,15 @@ class TrainSegConfig:
     momentum: float
     weight_decay: float
     scale_range: tuple[float, float]
+    aspp_rates: tuple[int, ...] = (6, 12, 18, 24)   # deeplab_v2's ASPP dilations (for the 41×41 map of a 321 crop)
 
     def __post_init__(self):
         _at_least(self, 16, "crop")
         _at_least(self, 1, "batch", "iterations")
         _above(self, 0, "lr")
         _require(0 < self.scale_range[0] <= self.scale_range[1], f"scale_range must be [low, high], got {list(self.scale_range)}")
+        _require(len(self.aspp_rates) > 0 and all(r >= 1 for r in self.aspp_rates),
+                 f"aspp_rates must be dilations >= 1, got {list(self.aspp_rates)}")
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,18 @@ ARCHS = ("deeplab_v2", "deeplab_v1")
 OFFICIAL_FROZEN_STAGES = {"deeplab_v2": 0, "deeplab_v1": 1}
 
 
-class ASPP(nn.Module):
-    """DeepLab-v2 atrous spatial pyramid pooling: the sum of four dilated 3×3 convs to the classes."""
+ASPP_RATES = (6, 12, 18, 24)
 
-    def __init__(self, in_channels: int, num_classes: int, rates: tuple[int, ...] = (6, 12, 18, 24)):
+
+class ASPP(nn.Module):
+    """DeepLab-v2 atrous spatial pyramid pooling: the sum of dilated 3×3 convs to the classes.
+
+    The published rates 6/12/18/24 suit the 41×41 stride-8 map of a 321 crop; on a smaller map a branch
+    whose rate reaches past the map's edge sees only zero padding in training (its off-centre taps never
+    learn) but real features at a larger test size, so small crops need rates scaled to their map.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, rates: tuple[int, ...] = ASPP_RATES):
         super().__init__()
         self.branches = nn.ModuleList(nn.Conv2d(in_channels, num_classes, 3, padding=r, dilation=r) for r in rates)
         for conv in self.branches:
@@ -76,13 +84,13 @@ class DeepLab(nn.Module):
 
 def build_segmenter(arch: str, backbone: str, weights: str = "", num_classes: int = 21, output_stride: int = 8,
                     frozen_bn: bool | None = None, frozen_stages: int | None = None,
-                    bn_momentum: float = 3e-4) -> DeepLab:
+                    bn_momentum: float = 3e-4, aspp_rates: tuple[int, ...] = ASPP_RATES) -> DeepLab:
     """A DeepLab (``deeplab_v2`` | ``deeplab_v1``) on a backbone of :func:`build_backbone` with ``weights``
     ("" random, "imagenet" torchvision's cache, or a path).
 
     With pretrained weights, ``frozen_bn``/``frozen_stages`` default to the official repos' setting
     (:data:`OFFICIAL_FROZEN_STAGES`, backbone BN frozen); from scratch nothing is frozen.
-    ``bn_momentum`` is the LargeFOV head's.
+    ``bn_momentum`` is the LargeFOV head's, ``aspp_rates`` the ASPP dilations of ``deeplab_v2``.
     """
     if arch not in ARCHS:
         raise ValueError(f"unknown segmentation arch {arch!r}; expected one of {', '.join(ARCHS)}")
@@ -90,7 +98,7 @@ def build_segmenter(arch: str, backbone: str, weights: str = "", num_classes: in
         frozen_stages = OFFICIAL_FROZEN_STAGES[arch] if weights else 0
     net = build_backbone(backbone, weights, output_stride, frozen_bn=frozen_bn, frozen_stages=frozen_stages)
     if arch == "deeplab_v2":
-        head = ASPP(net.out_channels, num_classes)
+        head = ASPP(net.out_channels, num_classes, aspp_rates)
     else:
         head = LargeFOV(net.out_channels, num_classes, bn_momentum)
     return DeepLab(net, head)

@@ -23,7 +23,8 @@ CLASSIFIER_WEIGHTS = "classifier"
 
 def build_deeplab(settings: TrainSegConfig, weights: str | None = None):
     """The segmentation network of ``train_seg``; ``weights=""`` skips the ImageNet weights."""
-    return build_segmenter(settings.arch, settings.backbone, settings.weights if weights is None else weights)
+    return build_segmenter(settings.arch, settings.backbone, settings.weights if weights is None else weights,
+                           aspp_rates=settings.aspp_rates)
 
 
 def initial_weights(settings: TrainSegConfig, classifier: Path | None) -> str:
