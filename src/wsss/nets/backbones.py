@@ -45,8 +45,8 @@ WHERE_TO_GET = {
     ),
     "resnet50": "Use weights 'imagenet' for torchvision's file, or a state dict with torchvision key names.",
     "resnet101": "Use weights 'imagenet' for torchvision's file, or a state dict with torchvision key names.",
-    "small": "The small backbone has no public weights: give a state dict saved from this project's small backbone.",
-    "tiny": "The tiny backbone has no public weights: give a state dict saved from this project's tiny backbone.",
+    **{name: f"The {name} backbone has no public weights: give a state dict saved from this project's {name} backbone."
+       for name in SMALL_WIDTHS},
 }
 
 
