@@ -14,9 +14,10 @@ min_version("9.0")
 configfile: "params.yaml"
 
 
-CFG, OVERRIDES = workflow_config(config)
+COMMAND_LINE = workflow.config_settings.overwrite_config  # the --config entries alone
+CFG, OVERRIDES = workflow_config(config, command_line=COMMAND_LINE)
 SET = shell_overrides([item for item in OVERRIDES if not item.startswith("method=")])  # method rules add their own
-METHODS = method_workflow_configs(config)  # name -> (its Config, its --set flags)
+METHODS = method_workflow_configs(config, command_line=COMMAND_LINE)  # name -> (its Config, its --set flags)
 os.environ.setdefault("WSSS_PIPELINE_ID", uuid.uuid4().hex)
 
 

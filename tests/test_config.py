@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wsss.config import ConfigError, load_config, parse_override, read_params, resolve
+from wsss.config import ConfigError, deep_merge, load_config, parse_override, read_params, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
@@ -121,3 +121,33 @@ def test_a_method_entry_picks_the_network_and_overrides_sections_after_the_profi
 def test_bad_method_settings_name_the_key(overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         resolve(raw_params(), overrides)
+
+
+def test_nested_snakemake_config_values_keep_the_types_of_params_yaml():
+    """Snakemake reads `--config ldf={epochs: 6}` with YAML's BaseLoader (every scalar a string); the
+    workflow gives each value the type params.yaml gives its key, and keeps strings where it has strings.
+    A key that --config names wins over the profile even where it equals the file's value (ldf.two_stage)."""
+    from snakemake.cli import parse_config
+
+    from wsss.workflow import workflow_config
+
+    cli = parse_config(["ldf={epochs: 6, lr: 0.01, two_stage: true}", "train_seg={aspp_rates: [1, 2, 3, 4]}",
+                        "train_cls={weights: '123'}", "method=seam"])
+    assert cli["ldf"]["epochs"] == "6"  # what Snakemake hands over
+    cfg, overrides = workflow_config(deep_merge(read_params(PARAMS), cli), PARAMS, command_line=cli)
+    assert (cfg.ldf.epochs, cfg.ldf.lr, cfg.ldf.two_stage) == (6, 0.01, True)
+    assert cfg.train_seg.aspp_rates == (1, 2, 3, 4)
+    assert cfg.train_cls.weights == "123" and cfg.method == "seam"
+    assert "ldf.epochs=6" in overrides and "train_cls.weights='123'" in overrides
+
+
+def test_a_method_added_on_the_snakemake_command_line_is_a_method():
+    from snakemake.cli import parse_config
+
+    from wsss.workflow import method_workflow_configs
+
+    cli = parse_config(["methods={seam_flip: {network: seam, seam: {flip: true, er_weight: 2}}}"])
+    methods = method_workflow_configs(deep_merge(read_params(PARAMS), cli), PARAMS, command_line=cli)
+    cfg, flags = methods["seam_flip"]
+    assert (cfg.network, cfg.seam.flip, cfg.seam.er_weight) == ("seam", True, 2.0)
+    assert "method=seam_flip" in flags

@@ -52,15 +52,20 @@ DVC_TARGETS = ("all", "seam_ablation")
 DVC_HEADER = "# Generated from the Snakefile by `wsss dag dvc`; do not edit (tests/test_dag.py checks it).\n"
 
 
-def workflow_config(snakemake_config: dict, params_file: str | Path = "params.yaml") -> tuple[Config, list[str]]:
+def workflow_config(snakemake_config: dict, params_file: str | Path = "params.yaml",
+                    command_line: dict | None = None) -> tuple[Config, list[str]]:
     """The resolved configuration of a Snakemake run and the ``--set`` overrides that reproduce it.
 
-    Snakemake's ``config`` is ``params.yaml`` merged with ``--config``; the difference from the file
-    is handed to every ``wsss`` command, so ``snakemake --config profile=paper`` reaches the stages.
+    Snakemake's ``config`` is ``params.yaml`` merged with ``--config`` (``command_line``, Snakemake's
+    ``workflow.config_settings.overwrite_config``); the difference from the file, and every key that
+    ``--config`` names (also one equal to the file's value, which must still win over the profile), is
+    handed to every ``wsss`` command, so ``snakemake --config profile=paper`` reaches the stages.
     """
     on_disk = read_params(params_file)
-    overrides = [f"{key}={value}" for key, value in _differences(on_disk, deep_merge(on_disk, snakemake_config))]
-    return resolve(on_disk, overrides), overrides
+    overrides = dict(_differences(on_disk, deep_merge(on_disk, snakemake_config)))
+    overrides.update(_leaves(_typed_like(command_line or {}, on_disk)))
+    items = [f"{key}={value}" for key, value in overrides.items()]
+    return resolve(on_disk, items), items
 
 
 def _differences(base, changed, prefix: str = ""):
@@ -68,8 +73,37 @@ def _differences(base, changed, prefix: str = ""):
         name = f"{prefix}{key}"
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             yield from _differences(base[key], value, f"{name}.")
-        elif base.get(key, object()) != value:
-            yield name, yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("\n...")
+            continue
+        value = _typed_like(value, base.get(key))
+        if base.get(key, object()) != value:
+            yield name, _yaml_value(value)
+
+
+def _leaves(tree: dict, prefix: str = ""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", _yaml_value(value)
+
+
+def _yaml_value(value) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("\n...")
+
+
+def _typed_like(value, like):
+    """``value`` from ``--config`` read as YAML wherever ``params.yaml`` has no string: Snakemake parses a
+    nested or list value (``ldf={epochs: 6}``, ``x=[1, 2]``) with YAML's BaseLoader, which keeps every
+    scalar a string."""
+    if isinstance(value, str):
+        return value if isinstance(like, str) else yaml.safe_load(value)
+    if isinstance(value, list):
+        items = like if isinstance(like, list) else []
+        return [_typed_like(item, items[k] if k < len(items) else None) for k, item in enumerate(value)]
+    if isinstance(value, dict):
+        fields = like if isinstance(like, dict) else {}
+        return {key: _typed_like(item, fields.get(key)) for key, item in value.items()}
+    return value
 
 
 def shell_overrides(overrides: list[str]) -> str:
@@ -79,14 +113,15 @@ def shell_overrides(overrides: list[str]) -> str:
     return " ".join(f"--set {shlex.quote(item)}" for item in overrides)
 
 
-def method_workflow_configs(snakemake_config: dict, params_file: str | Path = "params.yaml") -> dict[str, tuple[Config, str]]:
+def method_workflow_configs(snakemake_config: dict, params_file: str | Path = "params.yaml",
+                            command_line: dict | None = None) -> dict[str, tuple[Config, str]]:
     """Per method name: its resolved configuration and the ``--set`` flags that select it.
 
     Every method's flags are the run's overrides without ``method=`` plus ``method=<name>``, so choosing
     another method for ``results/voc_miou.json`` (``--config method=seam``) leaves the other methods' jobs alone.
     """
     on_disk = read_params(params_file)
-    _, overrides = workflow_config(snakemake_config, params_file)
+    _, overrides = workflow_config(snakemake_config, params_file, command_line)
     shared = [item for item in overrides if not item.startswith("method=")]
     merged = deep_merge(on_disk, snakemake_config)
     return {name: (resolve(on_disk, [*shared, f"method={name}"]), shell_overrides([*shared, f"method={name}"]))
