@@ -12,7 +12,8 @@ step of the six-term loss at batch 4 (352², fp32). With ``--ldf-dir`` the offic
 timed the same way (its ResNet file ``res/resnet50-19c8e357.pth`` is stood in by random torchvision
 weights in a temporary copy). Anchors from ``../shared/reference/performance.md`` (another machine,
 with AMX): split_map 4.9 ms/img (2.4 with 2 processes), forward 0.188 s fp32, train step 0.55 s/img.
-Medians after one warm-up; ``load_average`` shows whether other work shared the machine.
+Medians after one warm-up (the training steps of both networks timed in turns); ``load_average`` shows
+whether other work shared the machine.
 """
 
 import argparse
@@ -46,12 +47,7 @@ ANCHORS = {"split_map_ms_per_image_1proc": 4.9, "split_map_ms_per_image_2procs":
 
 
 def median_seconds(work, repeats: int) -> float:
-    times = []
-    for _ in range(repeats + 1):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
+    return interleaved_medians({"work": work}, repeats)["work"]
 
 
 def synthetic_masks(folder: Path, count: int = 300) -> Path:
@@ -143,8 +139,9 @@ def forward_seconds(net, precision: str, channels_last: bool, repeats: int, size
         return round(median_seconds(lambda: net(x), repeats), 4)
 
 
-def train_step_seconds_per_image(net, repeats: int, batch: int = 4, size: int = 352) -> float:
-    net = net.train()
+def train_step(net, batch: int = 4, size: int = 352):
+    """One SGD step of the six-term loss at ``batch``, as a closure."""
+    net = net.to(memory_format=torch.contiguous_format).train()
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
     target = (torch.rand(batch, 1, size, size) > 0.5).float()
     data = {"image": torch.randn(batch, 3, size, size), "mask": target, "body": target * 0.7, "detail": target * 0.2}
@@ -155,7 +152,20 @@ def train_step_seconds_per_image(net, repeats: int, batch: int = 4, size: int = 
         loss.backward()
         optimizer.step()
 
-    return round(median_seconds(step, repeats) / batch, 4)
+    return step
+
+
+def interleaved_medians(works: dict, repeats: int) -> dict:
+    """Median seconds of each callable, timed in turns (one warm-up each) so that a change of load
+    during the run hits every one alike."""
+    times = {name: [] for name in works}
+    for round_ in range(repeats + 1):
+        for name, work in works.items():
+            start = time.perf_counter()
+            work()
+            if round_:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def network(ldf_dir: Path | None, repeats: int, work: Path) -> dict:
@@ -171,8 +181,10 @@ def network(ldf_dir: Path | None, repeats: int, work: Path) -> dict:
         figures[f"{name}_forward_352_fp32_channels_last_s"] = forward_seconds(net, "fp32", True, repeats)
         if cpu_has_bf16():
             figures[f"{name}_forward_352_bf16_channels_last_s"] = forward_seconds(net, "bf16", True, repeats)
-        figures[f"{name}_train_step_batch4_352_fp32_s_per_image"] = train_step_seconds_per_image(
-            net.to(memory_format=torch.contiguous_format), max(repeats - 1, 1))
+    batch = 4
+    steps = interleaved_medians({name: train_step(net, batch) for name, net in nets.items()}, max(repeats - 1, 1))
+    for name, seconds in steps.items():
+        figures[f"{name}_train_step_batch4_352_fp32_s_per_image"] = round(seconds / batch, 4)
     return figures
 
 
