@@ -151,3 +151,11 @@ def test_a_method_added_on_the_snakemake_command_line_is_a_method():
     cfg, flags = methods["seam_flip"]
     assert (cfg.network, cfg.seam.flip, cfg.seam.er_weight) == ("seam", True, 2.0)
     assert "method=seam_flip" in flags
+
+
+def test_a_snakemake_config_value_that_is_no_yaml_is_named_by_its_key():
+    from wsss.workflow import workflow_config
+
+    cli = {"train_seg": {"aspp_rates": "[1,"}}
+    with pytest.raises(ConfigError, match="train_seg.aspp_rates"):
+        workflow_config(deep_merge(read_params(PARAMS), cli), PARAMS, command_line=cli)

@@ -63,28 +63,22 @@ def workflow_config(snakemake_config: dict, params_file: str | Path = "params.ya
     """
     on_disk = read_params(params_file)
     overrides = dict(_differences(on_disk, deep_merge(on_disk, snakemake_config)))
-    overrides.update(_leaves(_typed_like(command_line or {}, on_disk)))
+    overrides.update(_differences(on_disk, command_line or {}, keep_equal=True))
     items = [f"{key}={value}" for key, value in overrides.items()]
     return resolve(on_disk, items), items
 
 
-def _differences(base, changed, prefix: str = ""):
+def _differences(base: dict, changed: dict, prefix: str = "", keep_equal: bool = False):
+    """(dotted key, YAML value) of each leaf of ``changed`` that differs from ``base`` (every leaf with
+    ``keep_equal``), each value typed like ``base``'s."""
     for key, value in changed.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            yield from _differences(base[key], value, f"{name}.")
+        name, like = f"{prefix}{key}", base.get(key)
+        if isinstance(value, dict) and (like is None or isinstance(like, dict)):
+            yield from _differences(like or {}, value, f"{name}.", keep_equal)
             continue
-        value = _typed_like(value, base.get(key))
-        if base.get(key, object()) != value:
+        value = _typed_like(value, like)
+        if keep_equal or key not in base or like != value:
             yield name, _yaml_value(value)
-
-
-def _leaves(tree: dict, prefix: str = ""):
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            yield from _leaves(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", _yaml_value(value)
 
 
 def _yaml_value(value) -> str:
@@ -94,9 +88,14 @@ def _yaml_value(value) -> str:
 def _typed_like(value, like):
     """``value`` from ``--config`` read as YAML wherever ``params.yaml`` has no string: Snakemake parses a
     nested or list value (``ldf={epochs: 6}``, ``x=[1, 2]``) with YAML's BaseLoader, which keeps every
-    scalar a string."""
+    scalar a string. A string that is no YAML stays as it is, for validation to name its key."""
     if isinstance(value, str):
-        return value if isinstance(like, str) else yaml.safe_load(value)
+        if isinstance(like, str):
+            return value
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
     if isinstance(value, list):
         items = like if isinstance(like, list) else []
         return [_typed_like(item, items[k] if k < len(items) else None) for k, item in enumerate(value)]
