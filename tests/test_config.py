@@ -23,7 +23,7 @@ def test_smoke_profile_overrides_paper_settings():
     assert smoke.voc.root == "data/synth/voc" and paper.voc.root == "data/raw/VOCdevkit/VOC2012"
     assert smoke.train_cls.backbone == "tiny" and paper.train_cls.backbone == "resnet38d"
     # keys the smoke profile leaves alone keep the published value
-    assert smoke.train_cls.lr == paper.train_cls.lr == 0.1
+    assert smoke.train_cls.weight_decay == paper.train_cls.weight_decay == 0.0005
     assert smoke.voc_dataset == "synthetic-voc" and paper.voc_dataset == "voc2012"
 
 
@@ -98,7 +98,7 @@ def test_unknown_profile_section_is_an_error():
         resolve(data)
 
 
-def test_a_method_entry_picks_the_network_and_overrides_sections_after_the_profile():
+def test_a_method_entry_picks_the_network_and_overrides_sections():
     cam, seam, er = (resolve(raw_params(), [f"method={name}"]) for name in ("cam", "seam", "seam_er"))
     assert (cam.network, cam.infer_cam.source, cam.infer_cam.norm) == ("cam", "cam", "max")
     assert (seam.network, seam.infer_cam.source, seam.infer_cam.norm) == ("seam", "pcm", "minmax")
@@ -106,6 +106,18 @@ def test_a_method_entry_picks_the_network_and_overrides_sections_after_the_profi
     assert (er.network, er.seam.ecr_weight, er.seam.min_pool_loss, er.infer_cam.source) == ("seam", 0.0, False, "cam")
     assert resolve(raw_params(), ["method=seam_er", "seam.ecr_weight=0.5"]).seam.ecr_weight == 0.5  # --set comes last
     assert [row.method for row in seam.seam_ablation] == ["cam", "seam_er", "seam_er_pcm", "seam_ecr", "seam", "seam"]
+
+
+def test_each_method_trains_with_its_papers_settings_which_the_profile_scales():
+    """SEAM (train_SEAM.py) trains at lr 0.01, batch 8, 8 epochs, resize 448-768; psa's CAM at 0.1, 16, 15,
+    256-512. The smoke profile's keys win over a method's, so every method trains alike there."""
+    paper = {name: resolve(raw_params(), [f"method={name}", "profile=paper"]).train_cls for name in ("cam", "seam", "seam_ecr")}
+    assert (paper["cam"].lr, paper["cam"].batch, paper["cam"].epochs, paper["cam"].resize_long) == (0.1, 16, 15, (256, 512))
+    for name in ("seam", "seam_ecr"):
+        assert (paper[name].lr, paper[name].batch, paper[name].epochs, paper[name].resize_long) == (0.01, 8, 8, (448, 768))
+    smoke = [resolve(raw_params(), [f"method={name}"]).train_cls for name in ("cam", "seam", "seam_ecr")]
+    assert all(settings == smoke[0] for settings in smoke)
+    assert resolve(raw_params(), ["method=seam", "train_cls.lr=0.02"]).train_cls.lr == 0.02  # --set comes last
 
 
 @pytest.mark.parametrize("overrides, message", [
