@@ -10,8 +10,8 @@ import pytest
 from wsss.data.cam_files import save_cams
 from wsss.io import read_label_png, save_label_png
 from wsss.metrics.report import format_segmentation_table, plot_per_class, plot_threshold_sweep
-from wsss.metrics.segmentation import (evaluate_cam_dir, evaluate_label_dirs, label_confusion, scores,
-                                       sweep_thresholds)
+from wsss.metrics.segmentation import (cam_sweep_counts, evaluate_cam_dir, evaluate_label_dirs, label_confusion,
+                                       scores, sweep_mious, sweep_thresholds)
 
 VOC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voc2012"
 NAMES = ("a", "b", "c")
@@ -236,3 +236,13 @@ def test_report_table_and_plots(tmp_path):
     plot_threshold_sweep(result, tmp_path / "plots" / "sweep.png")
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["per_class.png", "sweep.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in (tmp_path / "plots").iterdir())
+
+
+def test_in_memory_sweep_counts_give_the_miou_of_each_threshold():
+    """GT [bg, bg, 1, 1], CAM of class 1 [0.1, 0.3, 0.5, 0.2]: every pixel is class 1 at t 0 (mIoU (0 + 1/2) / 2),
+    [bg, 1, 1, bg] at 0.25 ((1/3 + 1/3) / 2), [bg, bg, 1, bg] at 0.4 ((2/3 + 1/2) / 2)."""
+    gt = np.array([[0, 0, 1, 1]], np.uint8)
+    cams = np.array([[[0.1, 0.3, 0.5, 0.2]]], np.float32)
+    counts = cam_sweep_counts(np.array([1]), cams, gt, np.array([0.0, 0.25, 0.4], np.float32))
+    np.testing.assert_allclose(sweep_mious(counts), [0.25, 1 / 3, 7 / 12])
+    np.testing.assert_allclose(sweep_mious(counts + counts), sweep_mious(counts))  # summed over images

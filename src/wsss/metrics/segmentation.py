@@ -88,8 +88,7 @@ def evaluate_cam_dir(cam_dir: str | Path, gt_dir: str | Path, ids: IdList = None
     at = thresholds.index(round(float(bg_threshold), 6))
     result = {"bg_threshold": thresholds[at], **scores(confusions[at]), "count": len(pairs)}
     if grid:
-        iou, _, _ = _rates(confusions)
-        mious = np.nanmean(iou, axis=1)
+        mious = np.nanmean(_rates(confusions)[0], axis=1)
         curve = [{"threshold": t, "miou": float(mious[thresholds.index(t)])} for t in grid]
         best = max(curve, key=lambda point: point["miou"])  # first maximum: the lowest threshold
         result.update(sweep=curve, best_threshold=best["threshold"], best_miou=best["miou"])
@@ -162,8 +161,7 @@ def _cam_chunk(pairs: list[tuple[Path, Path]], thresholds: np.ndarray) -> np.nda
     image covers every threshold; ``_sweep_confusions`` turns the counts into confusions.
     """
     c = NUM_VOC_CLASSES
-    rows = c + 1  # ground truth 0..20, then one row collecting the void pixels, dropped at the end
-    total = np.zeros((len(thresholds) + 1) * rows * c, dtype=np.int64)
+    total = np.zeros((len(thresholds) + 1, c, c), dtype=np.int64)
     for path, gt_path in pairs:
         keys, cams = load_cams(path)
         gt = read_label_png(gt_path)
@@ -174,11 +172,26 @@ def _cam_chunk(pairs: list[tuple[Path, Path]], thresholds: np.ndarray) -> np.nda
         if bad.any():
             values = np.unique(gt[bad]).tolist()
             raise ValueError(f"{gt_path}: label values {values} outside 0..{c - 1} and {IGNORE_INDEX}")
-        score, best = _best_class(keys, cams)
-        level = np.searchsorted(thresholds, score, side="left")
-        code = (level * rows + np.minimum(gt, c)) * c + best
-        total += np.bincount(code.reshape(-1), minlength=total.size)
-    return total.reshape(-1, rows, c)[:, :c]
+        total += cam_sweep_counts(keys, cams, gt, thresholds)
+    return total
+
+
+def cam_sweep_counts(keys: np.ndarray, cams: np.ndarray, gt: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """The ``[level, gt, best class]`` counts of one image's K×H×W CAMs of classes ``keys`` (1..20) against
+    its H×W labels (0..20, 255 void); sum them over images and score with :func:`sweep_mious`."""
+    c = NUM_VOC_CLASSES
+    rows = c + 1  # ground truth 0..20, then one row collecting the void pixels, dropped at the end
+    score, best = _best_class(np.asarray(keys), cams)
+    level = np.searchsorted(thresholds, score, side="left")
+    code = (level * rows + np.minimum(gt, c)) * c + best
+    counts = np.bincount(code.reshape(-1), minlength=(len(thresholds) + 1) * rows * c)
+    return counts.reshape(-1, rows, c)[:, :c]
+
+
+def sweep_mious(counts: np.ndarray) -> np.ndarray:
+    """The mIoU at each threshold of summed :func:`cam_sweep_counts`."""
+    iou, _, _ = _rates(_sweep_confusions(counts))
+    return np.nanmean(iou, axis=1)
 
 
 def _best_class(keys: np.ndarray, cams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

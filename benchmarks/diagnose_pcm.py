@@ -1,0 +1,130 @@
+"""Diagnosis: what limits the pixel correlation module's revision of a trained classifier's CAMs.
+
+    python benchmarks/diagnose_pcm.py MODEL.pt [--voc data/prepared/voc] [--split train] [--set method=seam ...]
+
+Not run by ``benchmarks/run.py``: it needs a classifier trained by ``wsss train-cls`` (``--set`` as for that
+run). For every image of the split it takes the single-scale, unflipped CAM of the present classes and
+revises it with SEAM's PCM (paper Eq. 4, ``wsss.nets.seam.pixel_correlation``) under several affinities and
+inputs, and scores each variant as ``eval_cam`` does (mIoU at the background threshold and at the best of
+the sweep). Variants:
+
+* ``cam``: the CAM itself (max-normalised), what the PCM starts from;
+* ``pcm``: the network's own PCM as inference reads it (SEAM networks), whose input keeps, per pixel, the
+  strongest of all 20 classes as the official code (``resnet38_SEAM.py`` 34-40);
+* ``pcm, present classes``: the same trained projections with the input restricted to the image's classes;
+* ``cosine of <level>``: the untrained cosine affinity of a backbone level (or of the image), present classes;
+  ``cosine of mid, all classes`` as ``pcm`` builds its input;
+* ``oracle affinity``: 1 between pixels of the same ground-truth label, 0 otherwise: what any affinity can
+  reach with these CAMs' class decisions;
+* ``stride ceiling``: the ground truth pooled to the CAM's stride and upsampled, what any map at that
+  stride can reach.
+
+Prints JSON (percent).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from wsss.config import load_config  # noqa: E402
+from wsss.data.datasets import open_prepared_voc  # noqa: E402
+from wsss.data.voc import image_path  # noqa: E402
+from wsss.infer import read_rgb  # noqa: E402
+from wsss.infer.cam import scaled_views  # noqa: E402
+from wsss.io import read_label_png  # noqa: E402
+from wsss.metrics.segmentation import cam_sweep_counts, sweep_mious, sweep_thresholds  # noqa: E402
+from wsss.nets.seam import SEAMNet, max_onehot, pcm_input, pixel_correlation, with_background  # noqa: E402
+from wsss.stages.common import load_trained  # noqa: E402
+from wsss.stages.train_cls import build_classifier  # noqa: E402
+
+NUM_CLASSES = 21
+
+
+def per_class_max(maps: torch.Tensor) -> torch.Tensor:
+    maps = maps.clamp(min=0)
+    return maps / (maps.amax(dim=(-2, -1), keepdim=True) + 1e-5)
+
+
+def present_input(cams: torch.Tensor) -> torch.Tensor:
+    """The PCM input (background ``1 − max``, strongest foreground class per pixel) of K present-class maps."""
+    return max_onehot(with_background(torch.cat([torch.zeros_like(cams[:1]), per_class_max(cams)])[None]))[0]
+
+
+def revised(target: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """The foreground channels of ``pixel_correlation(target, features)``, max-normalised."""
+    return per_class_max(pixel_correlation(target[None], features[None])[0, 1:])
+
+
+def variants(model, x: torch.Tensor, keys: torch.Tensor, gt: np.ndarray) -> dict[str, torch.Tensor]:
+    """Every variant's K×h×w maps of one normalised 1×3×H×W image with present classes ``keys`` (0..19)."""
+    levels = model.backbone(x)
+    raw = model.classifier(levels["out"])[0]
+    is_seam = isinstance(model, SEAMNet)
+    cams = F.relu(raw[1:] if is_seam else raw)
+    size = cams.shape[1:]
+    image = F.interpolate(x, size, mode="bilinear", align_corners=True)[0]
+    target = present_input(cams[keys])
+    target_all = pcm_input(raw[None])[0] if is_seam else present_input(cams)
+    labels = torch.from_numpy(gt.astype(np.int64)).clamp(max=NUM_CLASSES)
+    oracle = F.one_hot(F.interpolate(labels[None, None].float(), size, mode="nearest")[0, 0].long(), NUM_CLASSES + 1)
+    pooled = F.adaptive_avg_pool2d(F.one_hot(labels, NUM_CLASSES + 1).permute(2, 0, 1).float()[None], size)[0]
+    out = {"cam": per_class_max(cams[keys])}
+    if is_seam:
+        projected = model.proj(torch.cat([F.relu(model.proj_low(levels["low"])), F.relu(model.proj_mid(levels["mid"])),
+                                          image[None]], dim=1))[0]
+        out["pcm"] = revised(target_all, projected)[keys]
+        out["pcm, present classes"] = revised(target, projected)
+    for name, features in (("low", levels["low"][0]), ("mid", levels["mid"][0]), ("out", levels["out"][0]),
+                           ("image", image)):
+        out[f"cosine of {name}"] = revised(target, features)
+    out["cosine of mid, all classes"] = revised(target_all, levels["mid"][0])[keys]
+    out["oracle affinity"] = revised(target, oracle.permute(2, 0, 1).float())
+    out["stride ceiling"] = per_class_max(pooled[1:][keys])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path, help="model.pt written by wsss train-cls")
+    parser.add_argument("--voc", type=Path, default=Path("data/prepared/voc"), help="a prepared VOC folder")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="as for the wsss train-cls run of the model (e.g. method=seam)")
+    args = parser.parse_args()
+    cfg = load_config(args.params, args.overrides)
+    model = load_trained(build_classifier(cfg, weights=""), args.model)
+    voc = open_prepared_voc(args.voc)
+    thresholds = sweep_thresholds(*cfg.evaluate.bg_sweep)
+    at = min(range(len(thresholds)), key=lambda i: abs(thresholds[i] - cfg.evaluate.bg_threshold))
+    grid = np.array(thresholds, dtype=np.float32)
+    counts: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        for image_id in tqdm(voc.split(args.split), desc="diagnose PCM"):
+            image = read_rgb(image_path(voc.root, image_id))
+            gt = read_label_png(Path(voc.root) / "SegmentationClass" / f"{image_id}.png")
+            keys = np.nonzero(voc.labels[image_id])[0]
+            x = next(iter(scaled_views(image, (1.0,)).values()))[0][None]
+            for name, maps in variants(model, x, torch.from_numpy(keys), gt).items():
+                full = F.interpolate(maps[None], gt.shape, mode="bilinear", align_corners=False)[0].numpy()
+                counts[name] = counts.get(name, 0) + cam_sweep_counts(keys + 1, full, gt, grid)
+    report = {}
+    for name, total in counts.items():
+        mious = sweep_mious(total)
+        best = int(np.argmax(mious))
+        report[name] = {f"miou_at_{thresholds[at]}": round(100 * float(mious[at]), 2),
+                        "best_miou": round(100 * float(mious[best]), 2), "best_threshold": thresholds[best]}
+    print(json.dumps({"model": str(args.model), "split": args.split, "variants": report}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
