@@ -123,8 +123,9 @@ class DilatedResNet50(torch.nn.Module):
         self.features = torch.nn.Sequential(*list(net.children())[:-2])
         self.classifier = torch.nn.Conv2d(2048, 20, 1, bias=False)
 
-    def cam(self, x):
-        return torch.relu(self.classifier(self.features(x)))
+    def cam(self, x, classes=None):
+        maps = torch.relu(self.classifier(self.features(x)))
+        return maps if classes is None else maps.index_select(1, classes)
 
 
 def cam_network(name: str) -> tuple[torch.nn.Module, str]:

@@ -33,7 +33,7 @@ from wsss.nets.seam import SEAMNet  # noqa: E402
 from wsss.runtime import pick_runtime  # noqa: E402
 
 OFFICIAL = SEAMConfig(rescale=0.3, flip=False, cls_weight=1.0, er_weight=1.0, er_source="cam", ecr_weight=1.0,
-                      ohem_ratio=0.2, official_detach=True, min_pool_loss=True, min_pool_weight=1.0,
+                      ohem_ratio=0.2, official_detach=True, pcm_classes="all", min_pool_loss=True, min_pool_weight=1.0,
                       min_pool_ratio=0.25)
 
 

@@ -128,6 +128,7 @@ def test_each_method_trains_with_its_papers_settings_which_the_profile_scales():
     (["seam.ohem_ratio=0"], "seam.ohem_ratio must be in (0, 1]"),
     (["seam.er_weight=-1"], "seam.er_weight must be >= 0"),
     (["seam.detach=true"], "seam.detach: unknown key"),
+    (["seam.pcm_classes=none"], "seam.pcm_classes: must be one of all, present"),
     (["seam_ablation=[{row: x, method: nope, crf: false, paper: 1.0}]"], "seam_ablation: unknown method 'nope'"),
 ])
 def test_bad_method_settings_name_the_key(overrides, message):

@@ -18,7 +18,7 @@ from wsss.nets.seam import SEAMNet, max_onehot, pcm_input, pixel_correlation
 from wsss.runtime import Runtime
 
 OFFICIAL = SEAMConfig(rescale=0.5, flip=False, cls_weight=1.0, er_weight=1.0, er_source="cam", ecr_weight=1.0,
-                      ohem_ratio=0.2, official_detach=True, min_pool_loss=True, min_pool_weight=1.0,
+                      ohem_ratio=0.2, official_detach=True, pcm_classes="all", min_pool_loss=True, min_pool_weight=1.0,
                       min_pool_ratio=0.25)
 FP32 = Runtime(torch.device("cpu"), "fp32")
 
@@ -28,8 +28,9 @@ def seeded():
     torch.manual_seed(0)
 
 
-def seam_net(official_detach=True, cam_source="pcm"):
-    net = SEAMNet(build_backbone("small"), official_detach=official_detach, cam_source=cam_source)
+def seam_net(official_detach=True, cam_source="pcm", pcm_classes="all"):
+    net = SEAMNet(build_backbone("small"), official_detach=official_detach, cam_source=cam_source,
+                  pcm_classes=pcm_classes)
     with torch.no_grad():  # the small backbone starts its residual branches at zero: wake every weight up
         for m in net.backbone.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -116,6 +117,41 @@ def test_seam_net_outputs_and_inference_maps():
         assert torch.allclose(net.cam(image), revised[:, 1:])
         net.cam_source = "cam"
         assert torch.allclose(net.cam(image), F.relu(cam[:, 1:]))
+        classes = torch.tensor([4, 11])
+        assert torch.allclose(net.cam(image, classes), F.relu(cam[:, 1:]).index_select(1, classes))
+
+
+def test_present_class_pcm_input_ignores_absent_classes_and_all_classes_does_not():
+    """An absent class whose map is constant is max-normalised to 1 everywhere. With ``pcm_classes="all"``
+    (official) it is every pixel's strongest class and zeroes the present class in the PCM's input; with
+    ``"present"`` the present class's PCM output is the same as without it."""
+    image, labels = batch()
+    labels[:, 7] = 0  # class 3 alone is present; class 12 is absent
+
+    class ConstantAbsentClass(nn.Module):
+        def __init__(self, classifier: nn.Module, value: float):
+            super().__init__()
+            self.classifier, self.value = classifier, value
+
+        def forward(self, features):
+            maps = self.classifier(features).clone()
+            maps[:, 1 + 12] = self.value
+            return maps
+
+    revised = {}
+    for mode in ("present", "all"):
+        torch.manual_seed(0)
+        net = seam_net(pcm_classes=mode).eval()
+        classifier = net.classifier
+        with torch.no_grad():
+            for value in (0.0, 1.0):
+                net.classifier = ConstantAbsentClass(classifier, value)
+                revised[mode, value] = net(image, labels)[1][:, 1 + 3]
+            assert torch.allclose(net.cam(image, torch.tensor([3])), revised[mode, 1.0][:, None], atol=1e-6)
+    assert torch.allclose(revised["present", 0.0], revised["present", 1.0], atol=1e-6)
+    assert revised["all", 1.0].abs().max() < 0.5 * revised["all", 0.0].abs().max()
+    with pytest.raises(ValueError, match="needs the image labels"):
+        seam_net(pcm_classes="present")(image)
 
 
 # -- OHEM and min pooling --------------------------------------------------------------------
@@ -149,8 +185,9 @@ def grads_after(net, cfg):
     return losses, {name for name, p in net.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
 
 
-def test_loss_total_is_the_weighted_sum_of_its_parts():
-    net = seam_net().train()
+@pytest.mark.parametrize("pcm_classes", ["all", "present"])
+def test_loss_total_is_the_weighted_sum_of_its_parts(pcm_classes):
+    net = seam_net(pcm_classes=pcm_classes).train()
     cfg = dataclasses.replace(OFFICIAL, er_weight=2.0, min_pool_weight=0.5)
     torch.manual_seed(1)
     losses = seam_loss(net, batch(), cfg)
@@ -218,12 +255,12 @@ class PixelModel(nn.Module):
         super().__init__()
         self.grid = grid
 
-    def cam(self, x):
+    def cam(self, x, classes):
         n, _, h, w = x.shape
         if self.grid:
             pattern = ((torch.arange(h)[:, None] // 4 + torch.arange(w)[None] // 4) % 2).float()
-            return pattern.expand(n, 20, h, w) + 0.01
-        return F.relu(x.mean(1, keepdim=True)).expand(n, 20, h, w) + 0.01
+            return pattern.expand(n, len(classes), h, w) + 0.01
+        return F.relu(x.mean(1, keepdim=True)).expand(n, len(classes), h, w) + 0.01
 
 
 def test_equivariance_error_separates_an_equivariant_map_from_a_fixed_pattern():

@@ -323,6 +323,7 @@ class SEAMConfig:
     ecr_weight: float
     ohem_ratio: float       # share of ECR errors kept (official 0.2; 1.0 = no OHEM)
     official_detach: bool   # detach PCM inputs, PCM features and ECR targets as the official code
+    pcm_classes: Literal["all", "present"]   # the PCM's input: every class (official) or the image's classes
     min_pool_loss: bool     # the official code's extra min-pooling loss (not in the paper)
     min_pool_weight: float
     min_pool_ratio: float

@@ -63,8 +63,8 @@ def seam_loss(model, batch, cfg: SEAMConfig) -> dict[str, torch.Tensor]:
     images, labels = batch
     size = transformed_size(images.shape[2:], cfg.rescale)
     mask = torch.cat([torch.ones_like(labels[:, :1]), labels], dim=1)[:, :, None, None]
-    cam1, pcm1 = (x.float() for x in model(images))
-    cam2, pcm2 = (x.float() for x in model(affine(images, size, cfg.flip)))
+    cam1, pcm1 = (x.float() for x in model(images, labels))
+    cam2, pcm2 = (x.float() for x in model(affine(images, size, cfg.flip), labels))
 
     cls = (F.multilabel_soft_margin_loss(cam1.mean((2, 3))[:, 1:], labels)
            + F.multilabel_soft_margin_loss(cam2.mean((2, 3))[:, 1:], labels)) / 2

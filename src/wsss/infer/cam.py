@@ -79,7 +79,8 @@ def multiscale_cam(model: torch.nn.Module, image: np.ndarray, keys, scales, flip
                    runtime: Runtime) -> np.ndarray:
     """Normalised float32 K×H×W CAMs of one HxWx3 uint8 image for the foreground indices ``keys`` (0..19).
 
-    ``model`` is in eval mode on the runtime's device (``runtime.prepare``) and has ``cam(x) -> N×20×h×w``.
+    ``model`` is in eval mode on the runtime's device (``runtime.prepare``) and has ``cam(x, classes) -> N×K×h×w``,
+    the maps of the foreground indices ``classes``.
     """
     keys = np.asarray(keys, dtype=np.int64).reshape(-1)
     if keys.size and (keys.min() < 0 or keys.max() >= NUM_FOREGROUND):
@@ -95,7 +96,7 @@ def multiscale_cam(model: torch.nn.Module, image: np.ndarray, keys, scales, flip
             batch = torch.stack(views)
             if flip:
                 batch = torch.cat([batch, batch.flip(-1)])
-            outputs.append((len(views), model.cam(runtime.batch(batch)).index_select(1, index)))
+            outputs.append((len(views), model.cam(runtime.batch(batch), index)))
     for count, maps in outputs:
         maps = F.interpolate(maps.float(), (height, width), mode="bilinear", align_corners=False)
         if flip:

@@ -40,9 +40,11 @@ class CAMNet(nn.Module):
             return logits, {**features, "gap": pooled.flatten(1)}
         return logits
 
-    def cam(self, x: torch.Tensor) -> torch.Tensor:
-        """ReLU(classifier(features)): N×C×h×w at the backbone's output stride, no dropout (psa ``forward_cam``)."""
-        return F.relu(self.classifier(self.backbone(x)["out"]))
+    def cam(self, x: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
+        """ReLU(classifier(features)): N×C×h×w at the backbone's output stride, no dropout (psa ``forward_cam``);
+        only the channels ``classes`` (an index tensor) when given."""
+        maps = F.relu(self.classifier(self.backbone(x)["out"]))
+        return maps if classes is None else maps.index_select(1, classes)
 
     def param_groups(self) -> tuple[list, list, list, list]:
         """Backbone weights, backbone biases, new weights, new biases (lr ×1, ×2, ×10, ×20; reference §0)."""

@@ -12,6 +12,10 @@
 * ``official_detach`` (default): as the official code, ``y`` and the two backbone levels are detached
   (lines 34-45), so PCM gradients train only the three projections. Off: as the paper reads, gradients of the
   PCM output reach the backbone and the classifier too.
+* ``pcm_classes``: ``"all"`` (official) builds ``y`` from all 20 foreground maps, so an absent class's
+  faint positive map, max-normalised to 1, can be a pixel's strongest class and zero the present one (on the
+  smoke benchmark it is on 77 % of the object cells; ``benchmarks/diagnose_pcm.py``). ``"present"`` keeps
+  only the image's classes (the labels of the training batch, the inferred classes at inference).
 
 Memory: the affinity is dense, N × hw × hw. At the paper's 448 crop (56×56 at stride 8) that is
 3136² = 9.8 M entries, 39 MB per image in fp32 (20 MB in bf16); training keeps about three such tensors per
@@ -76,18 +80,20 @@ def pixel_correlation(cams: torch.Tensor, features: torch.Tensor) -> torch.Tenso
 class SEAMNet(CAMNet):
     """CAM classifier (21 outputs) plus the pixel correlation module.
 
-    ``forward(x)`` returns ``(cam, pcm)``: the raw class maps N×21×h×w (logits, before any ReLU) and the PCM
-    output N×21×h×w, both at the backbone's stride (the loss resizes them to the input). ``cam(x)`` is what the
-    multi-scale inference reads: the 20 foreground channels of the PCM output (``cam_source="pcm"``, as
-    SEAM ``infer_SEAM.py`` line 60) or of the ReLU'd raw CAM (``"cam"``).
+    ``forward(x, labels)`` returns ``(cam, pcm)``: the raw class maps N×21×h×w (logits, before any ReLU) and the
+    PCM output N×21×h×w, both at the backbone's stride (the loss resizes them to the input). ``cam(x, classes)``
+    is what the multi-scale inference reads: the foreground channels ``classes`` (0..19; all 20 if None) of the
+    PCM output (``cam_source="pcm"``, as SEAM ``infer_SEAM.py`` line 60) or of the ReLU'd raw CAM (``"cam"``).
     """
 
     def __init__(self, backbone: Backbone, dropout: float = 0.5, official_detach: bool = True,
-                 cam_source: str = "pcm"):
+                 cam_source: str = "pcm", pcm_classes: str = "all"):
         super().__init__(backbone, num_classes=NUM_CLASSES, dropout=dropout)
         if cam_source not in ("pcm", "cam"):
             raise ValueError(f"cam_source must be 'pcm' or 'cam', got {cam_source!r}")
-        self.official_detach, self.cam_source = official_detach, cam_source
+        if pcm_classes not in ("all", "present"):
+            raise ValueError(f"pcm_classes must be 'all' or 'present', got {pcm_classes!r}")
+        self.official_detach, self.cam_source, self.pcm_classes = official_detach, cam_source, pcm_classes
         self.proj_low = nn.Conv2d(backbone.channels["low"], 64, 1, bias=False)
         self.proj_mid = nn.Conv2d(backbone.channels["mid"], 128, 1, bias=False)
         self.proj = nn.Conv2d(64 + 128 + 3, 192, 1, bias=False)
@@ -95,10 +101,11 @@ class SEAMNet(CAMNet):
         nn.init.kaiming_normal_(self.proj_mid.weight)
         nn.init.xavier_uniform_(self.proj.weight, gain=4)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``labels`` (N×20, 1 = present) are what ``pcm_classes="present"`` restricts the PCM's input to."""
         levels = self.backbone(x)
         cam = self.classifier(self.dropout(levels["out"]))
-        low, mid, target = levels["low"], levels["mid"], pcm_input(cam)
+        low, mid, target = levels["low"], levels["mid"], pcm_input(cam * self._pcm_mask(labels, cam))
         if self.official_detach:
             low, mid, target = low.detach(), mid.detach(), target.detach()
         size = cam.shape[2:]
@@ -109,7 +116,21 @@ class SEAMNet(CAMNet):
         features = self.proj(torch.cat([F.relu(self.proj_low(low)), F.relu(self.proj_mid(mid)), image], dim=1))
         return cam, pixel_correlation(target, features)
 
-    def cam(self, x: torch.Tensor) -> torch.Tensor:
+    def _pcm_mask(self, labels: torch.Tensor | None, cam: torch.Tensor) -> torch.Tensor:
+        """1 for the classes the PCM's input keeps (background always), as N×21×1×1."""
+        if self.pcm_classes == "all":
+            return torch.ones_like(cam[:, :, :1, :1])
+        if labels is None:
+            raise ValueError("pcm_classes='present' needs the image labels: call the network as net(x, labels)")
+        return torch.cat([torch.ones_like(labels[:, :1]), labels], dim=1).to(cam.dtype)[:, :, None, None]
+
+    def cam(self, x: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
         if self.cam_source == "cam":
-            return super().cam(x)[:, 1:]
-        return self(x)[1][:, 1:]
+            maps = super().cam(x)[:, 1:]
+        else:
+            labels = None
+            if classes is not None:
+                labels = torch.zeros(x.shape[0], NUM_CLASSES - 1, device=x.device)
+                labels[:, classes] = 1
+            maps = self(x, labels)[1][:, 1:]
+        return maps if classes is None else maps.index_select(1, classes)

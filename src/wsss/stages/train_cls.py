@@ -30,7 +30,8 @@ def build_classifier(cfg: Config, weights: str | None = None) -> CAMNet:
     settings = cfg.train_cls
     backbone = build_backbone(settings.backbone, settings.weights if weights is None else weights)
     if cfg.network == "seam":
-        return SEAMNet(backbone, official_detach=cfg.seam.official_detach, cam_source=cfg.infer_cam.source)
+        return SEAMNet(backbone, official_detach=cfg.seam.official_detach, cam_source=cfg.infer_cam.source,
+                       pcm_classes=cfg.seam.pcm_classes)
     return CAMNet(backbone)
 
 
