@@ -42,7 +42,7 @@ from wsss.infer import read_rgb  # noqa: E402
 from wsss.infer.cam import scaled_views  # noqa: E402
 from wsss.io import read_label_png  # noqa: E402
 from wsss.metrics.segmentation import cam_sweep_counts, sweep_mious, sweep_thresholds  # noqa: E402
-from wsss.nets.seam import SEAMNet, max_onehot, pcm_input, pixel_correlation, with_background  # noqa: E402
+from wsss.nets.seam import SEAMNet, pcm_input, pixel_correlation  # noqa: E402
 from wsss.stages.common import load_trained  # noqa: E402
 from wsss.stages.train_cls import build_classifier  # noqa: E402
 
@@ -54,9 +54,9 @@ def per_class_max(maps: torch.Tensor) -> torch.Tensor:
     return maps / (maps.amax(dim=(-2, -1), keepdim=True) + 1e-5)
 
 
-def present_input(cams: torch.Tensor) -> torch.Tensor:
-    """The PCM input (background ``1 − max``, strongest foreground class per pixel) of K present-class maps."""
-    return max_onehot(with_background(torch.cat([torch.zeros_like(cams[:1]), per_class_max(cams)])[None]))[0]
+def pcm_target(cams: torch.Tensor) -> torch.Tensor:
+    """SEAM's PCM input (``wsss.nets.seam.pcm_input``) of K foreground maps: (1 + K)×h×w."""
+    return pcm_input(torch.cat([torch.zeros_like(cams[:1]), cams])[None])[0]
 
 
 def revised(target: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
@@ -72,15 +72,13 @@ def variants(model, x: torch.Tensor, keys: torch.Tensor, gt: np.ndarray) -> dict
     cams = F.relu(raw[1:] if is_seam else raw)
     size = cams.shape[1:]
     image = F.interpolate(x, size, mode="bilinear", align_corners=True)[0]
-    target = present_input(cams[keys])
-    target_all = pcm_input(raw[None])[0] if is_seam else present_input(cams)
+    target, target_all = pcm_target(cams[keys]), pcm_target(cams)
     labels = torch.from_numpy(gt.astype(np.int64)).clamp(max=NUM_CLASSES)
     oracle = F.one_hot(F.interpolate(labels[None, None].float(), size, mode="nearest")[0, 0].long(), NUM_CLASSES + 1)
     pooled = F.adaptive_avg_pool2d(F.one_hot(labels, NUM_CLASSES + 1).permute(2, 0, 1).float()[None], size)[0]
     out = {"cam": per_class_max(cams[keys])}
     if is_seam:
-        projected = model.proj(torch.cat([F.relu(model.proj_low(levels["low"])), F.relu(model.proj_mid(levels["mid"])),
-                                          image[None]], dim=1))[0]
+        projected = model.pcm_features(levels["low"], levels["mid"], image[None])[0]
         out["pcm"] = revised(target_all, projected)[keys]
         out["pcm, present classes"] = revised(target, projected)
     for name, features in (("low", levels["low"][0]), ("mid", levels["mid"][0]), ("out", levels["out"][0]),

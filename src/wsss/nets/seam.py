@@ -113,8 +113,12 @@ class SEAMNet(CAMNet):
             raise ValueError(f"the PCM needs the backbone's low/mid levels at the CAM's stride, got "
                              f"{tuple(low.shape[2:])}, {tuple(mid.shape[2:])} for {tuple(size)}")
         image = F.interpolate(x, size, mode="bilinear", align_corners=True)
-        features = self.proj(torch.cat([F.relu(self.proj_low(low)), F.relu(self.proj_mid(mid)), image], dim=1))
-        return cam, pixel_correlation(target, features)
+        return cam, pixel_correlation(target, self.pcm_features(low, mid, image))
+
+    def pcm_features(self, low: torch.Tensor, mid: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """The features whose cosine affinity the PCM uses: ``proj`` of the projected levels and the image resized
+        to their size (``resnet38_SEAM.py`` 42-45)."""
+        return self.proj(torch.cat([F.relu(self.proj_low(low)), F.relu(self.proj_mid(mid)), image], dim=1))
 
     def _pcm_mask(self, labels: torch.Tensor | None, cam: torch.Tensor) -> torch.Tensor:
         """1 for the classes the PCM's input keeps (background always), as N×21×1×1."""
