@@ -37,10 +37,9 @@ from tqdm import tqdm  # noqa: E402
 
 from wsss.config import load_config  # noqa: E402
 from wsss.data.datasets import open_prepared_voc  # noqa: E402
-from wsss.data.voc import image_path  # noqa: E402
+from wsss.data.voc import image_path, load_mask  # noqa: E402
 from wsss.infer import read_rgb  # noqa: E402
 from wsss.infer.cam import scaled_views  # noqa: E402
-from wsss.io import read_label_png  # noqa: E402
 from wsss.metrics.segmentation import cam_sweep_counts, sweep_mious, sweep_thresholds  # noqa: E402
 from wsss.nets.seam import SEAMNet, pcm_input, pixel_correlation  # noqa: E402
 from wsss.stages.common import load_trained  # noqa: E402
@@ -102,14 +101,14 @@ def main() -> None:
     cfg = load_config(args.params, args.overrides)
     model = load_trained(build_classifier(cfg, weights=""), args.model)
     voc = open_prepared_voc(args.voc)
-    thresholds = sweep_thresholds(*cfg.evaluate.bg_sweep)
-    at = min(range(len(thresholds)), key=lambda i: abs(thresholds[i] - cfg.evaluate.bg_threshold))
+    thresholds = sorted({*sweep_thresholds(*cfg.evaluate.bg_sweep), round(cfg.evaluate.bg_threshold, 6)})
+    at = thresholds.index(round(cfg.evaluate.bg_threshold, 6))
     grid = np.array(thresholds, dtype=np.float32)
     counts: dict[str, np.ndarray] = {}
     with torch.no_grad():
         for image_id in tqdm(voc.split(args.split), desc="diagnose PCM"):
             image = read_rgb(image_path(voc.root, image_id))
-            gt = read_label_png(Path(voc.root) / "SegmentationClass" / f"{image_id}.png")
+            gt = load_mask(voc.root, image_id, ("SegmentationClass",))  # eval_cam's ground truth
             keys = np.nonzero(voc.labels[image_id])[0]
             x = next(iter(scaled_views(image, (1.0,)).values()))[0][None]
             for name, maps in variants(model, x, torch.from_numpy(keys), gt).items():

@@ -105,7 +105,7 @@ class SEAMNet(CAMNet):
         """``labels`` (N×20, 1 = present) are what ``pcm_classes="present"`` restricts the PCM's input to."""
         levels = self.backbone(x)
         cam = self.classifier(self.dropout(levels["out"]))
-        low, mid, target = levels["low"], levels["mid"], pcm_input(cam * self._pcm_mask(labels, cam))
+        low, mid, target = levels["low"], levels["mid"], pcm_input(self._pcm_classes_of(cam, labels))
         if self.official_detach:
             low, mid, target = low.detach(), mid.detach(), target.detach()
         size = cam.shape[2:]
@@ -120,13 +120,13 @@ class SEAMNet(CAMNet):
         to their size (``resnet38_SEAM.py`` 42-45)."""
         return self.proj(torch.cat([F.relu(self.proj_low(low)), F.relu(self.proj_mid(mid)), image], dim=1))
 
-    def _pcm_mask(self, labels: torch.Tensor | None, cam: torch.Tensor) -> torch.Tensor:
-        """1 for the classes the PCM's input keeps (background always), as N×21×1×1."""
+    def _pcm_classes_of(self, cam: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The maps the PCM's input is built from: every channel, or (``present``) the absent classes zeroed."""
         if self.pcm_classes == "all":
-            return torch.ones_like(cam[:, :, :1, :1])
+            return cam
         if labels is None:
             raise ValueError("pcm_classes='present' needs the image labels: call the network as net(x, labels)")
-        return torch.cat([torch.ones_like(labels[:, :1]), labels], dim=1).to(cam.dtype)[:, :, None, None]
+        return cam * torch.cat([torch.ones_like(labels[:, :1]), labels], dim=1).to(cam.dtype)[:, :, None, None]
 
     def cam(self, x: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
         if self.cam_source == "cam":
