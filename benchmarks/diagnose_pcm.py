@@ -17,7 +17,9 @@ the sweep). Variants:
 * ``oracle affinity``: 1 between pixels of the same ground-truth label, 0 otherwise: what any affinity can
   reach with these CAMs' class decisions;
 * ``stride ceiling``: the ground truth pooled to the CAM's stride and upsampled, what any map at that
-  stride can reach.
+  stride can reach;
+* ``cam at <s>×`` (``--cam-scales``): the CAM of the image rescaled by ``s``, to see whether the CAM of a
+  smaller image is more complete (SEAM's premise, paper Fig. 1), which is what ECR's cross targets assume.
 
 Prints JSON (percent).
 """
@@ -63,12 +65,17 @@ def revised(target: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     return per_class_max(pixel_correlation(target[None], features[None])[0, 1:])
 
 
+def raw_cams(model, levels: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The ReLU'd foreground class maps (20×h×w) of one image's backbone levels, before any PCM."""
+    raw = model.classifier(levels["out"])[0]
+    return F.relu(raw[1:] if isinstance(model, SEAMNet) else raw)
+
+
 def variants(model, x: torch.Tensor, keys: torch.Tensor, gt: np.ndarray) -> dict[str, torch.Tensor]:
     """Every variant's K×h×w maps of one normalised 1×3×H×W image with present classes ``keys`` (0..19)."""
     levels = model.backbone(x)
-    raw = model.classifier(levels["out"])[0]
     is_seam = isinstance(model, SEAMNet)
-    cams = F.relu(raw[1:] if is_seam else raw)
+    cams = raw_cams(model, levels)
     size = cams.shape[1:]
     image = F.interpolate(x, size, mode="bilinear", align_corners=True)[0]
     target, target_all = pcm_target(cams[keys]), pcm_target(cams)
@@ -89,29 +96,22 @@ def variants(model, x: torch.Tensor, keys: torch.Tensor, gt: np.ndarray) -> dict
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", type=Path, help="model.pt written by wsss train-cls")
-    parser.add_argument("--voc", type=Path, default=Path("data/prepared/voc"), help="a prepared VOC folder")
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="as for the wsss train-cls run of the model (e.g. method=seam)")
-    args = parser.parse_args()
-    cfg = load_config(args.params, args.overrides)
-    model = load_trained(build_classifier(cfg, weights=""), args.model)
-    voc = open_prepared_voc(args.voc)
+def score(model, cfg, voc, split: str, cam_scales: tuple[float, ...] = ()) -> dict[str, dict]:
+    """mIoU % of every variant over ``split``, at ``evaluate.bg_threshold`` and at the best of the sweep."""
     thresholds = sorted({*sweep_thresholds(*cfg.evaluate.bg_sweep), round(cfg.evaluate.bg_threshold, 6)})
     at = thresholds.index(round(cfg.evaluate.bg_threshold, 6))
     grid = np.array(thresholds, dtype=np.float32)
     counts: dict[str, np.ndarray] = {}
     with torch.no_grad():
-        for image_id in tqdm(voc.split(args.split), desc="diagnose PCM"):
+        for image_id in tqdm(voc.split(split), desc="diagnose PCM"):
             image = read_rgb(image_path(voc.root, image_id))
             gt = load_mask(voc.root, image_id, ("SegmentationClass",))  # eval_cam's ground truth
             keys = np.nonzero(voc.labels[image_id])[0]
-            x = next(iter(scaled_views(image, (1.0,)).values()))[0][None]
-            for name, maps in variants(model, x, torch.from_numpy(keys), gt).items():
+            views = [next(iter(scaled_views(image, (scale,)).values()))[0][None] for scale in (1.0, *cam_scales)]
+            maps_of = variants(model, views[0], torch.from_numpy(keys), gt)
+            for scale, x in zip(cam_scales, views[1:]):
+                maps_of[f"cam at {scale}x"] = per_class_max(raw_cams(model, model.backbone(x))[keys])
+            for name, maps in maps_of.items():
                 full = F.interpolate(maps[None], gt.shape, mode="bilinear", align_corners=False)[0].numpy()
                 counts[name] = counts.get(name, 0) + cam_sweep_counts(keys + 1, full, gt, grid)
     report = {}
@@ -120,6 +120,25 @@ def main() -> None:
         best = int(np.argmax(mious))
         report[name] = {f"miou_at_{thresholds[at]}": round(100 * float(mious[at]), 2),
                         "best_miou": round(100 * float(mious[best]), 2), "best_threshold": thresholds[best]}
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path, help="model.pt written by wsss train-cls")
+    parser.add_argument("--voc", type=Path, default=Path("data/prepared/voc"), help="a prepared VOC folder")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--cam-scales", type=float, nargs="*", default=(), metavar="S",
+                        help="also score the CAM of the image rescaled by each S (other than 1)")
+    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="as for the wsss train-cls run of the model (e.g. method=seam)")
+    args = parser.parse_args()
+    if 1.0 in args.cam_scales:
+        parser.error("--cam-scales: scale 1 is the variant 'cam' already")
+    cfg = load_config(args.params, args.overrides)
+    model = load_trained(build_classifier(cfg, weights=""), args.model)
+    report = score(model, cfg, open_prepared_voc(args.voc), args.split, tuple(args.cam_scales))
     print(json.dumps({"model": str(args.model), "split": args.split, "variants": report}, indent=2))
 
 

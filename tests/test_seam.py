@@ -204,6 +204,7 @@ def test_ecr_gradients_reach_exactly_the_parameters_the_detach_switch_says(offic
                                    official_detach=official)
     _, reached = grads_after(net, ecr_only)
     pcm = {"proj_low.weight", "proj_mid.weight", "proj.weight"}
+    assert {name for name, p in net.named_parameters() if any(p is q for q in net.pcm_parameters())} == pcm
     assert pcm <= reached
     if official:  # detached PCM input, features and targets: ECR trains the three projections only
         assert reached == pcm

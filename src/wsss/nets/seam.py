@@ -97,9 +97,17 @@ class SEAMNet(CAMNet):
         self.proj_low = nn.Conv2d(backbone.channels["low"], 64, 1, bias=False)
         self.proj_mid = nn.Conv2d(backbone.channels["mid"], 128, 1, bias=False)
         self.proj = nn.Conv2d(64 + 128 + 3, 192, 1, bias=False)
+        self.init_pcm()
+
+    def init_pcm(self) -> None:
+        """(Re-)initialise the PCM's projections as the official code (``resnet38_SEAM.py`` 22-25)."""
         nn.init.kaiming_normal_(self.proj_low.weight)
         nn.init.kaiming_normal_(self.proj_mid.weight)
         nn.init.xavier_uniform_(self.proj.weight, gain=4)
+
+    def pcm_parameters(self) -> list[nn.Parameter]:
+        """The PCM's own weights: the only ones its losses train under the official detach."""
+        return [self.proj_low.weight, self.proj_mid.weight, self.proj.weight]
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``labels`` (N×20, 1 = present) are what ``pcm_classes="present"`` restricts the PCM's input to."""
