@@ -22,7 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import torch  # noqa: E402
 
 from diagnose_pcm import score  # noqa: E402
 from wsss.config import load_config  # noqa: E402
@@ -47,14 +48,15 @@ def retrain_pcm(cfg, model_path: Path, voc, steps: int | None):
         dataset = VOCClassification(voc.root, voc.split("train_aug"), voc.labels,
                                     train_transform(settings.crop, resize_long=settings.resize_long,
                                                     color_jitter=settings.color_jitter))
-        overrides = {"max_steps": steps} if steps else {}
+        overrides = {"max_steps": steps, "epochs": 0} if steps else {}
         with tempfile.TemporaryDirectory() as out_dir:
             train(model, partial(seam_loss, cfg=cfg.seam), dataset,
                   TrainSettings.from_config(settings, cfg.runtime, cfg.seed, **overrides), out_dir)
     scored = load_trained(build_classifier(cfg, weights=""), model_path)  # the CAM branch as trained (BN stats)
-    for name in ("proj_low", "proj_mid", "proj"):
-        getattr(scored, name).load_state_dict(getattr(model, name).state_dict())
-    return scored.eval()
+    with torch.no_grad():
+        for weight, retrained in zip(scored.pcm_parameters(), model.pcm_parameters()):
+            weight.copy_(retrained)
+    return scored
 
 
 def main() -> None:

@@ -301,3 +301,19 @@ def test_classifier_initialisation_needs_the_classifier(tmp_path):
     assert initial_weights(settings, tmp_path / "model.pt") == str(tmp_path / "model.pt")
     with pytest.raises(ValueError, match="--classifier"):
         initial_weights(settings, None)
+
+
+def test_trained_weights_of_another_network_or_a_broken_file_name_the_file(tmp_path):
+    from wsss.nets.seam import SEAMNet
+    from wsss.stages.common import load_trained
+
+    cam_weights = tmp_path / "cam" / "model.pt"
+    cam_weights.parent.mkdir()
+    torch.save(CAMNet(build_backbone("tiny")).state_dict(), cam_weights)
+    with pytest.raises(ValueError, match=r"cam/model\.pt: these weights are not a SEAMNet"):
+        load_trained(SEAMNet(build_backbone("tiny")), cam_weights)
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"broken\.pt: not a readable state dict"):
+        load_trained(CAMNet(build_backbone("tiny")), broken)
+    assert not load_trained(CAMNet(build_backbone("tiny")), cam_weights).training

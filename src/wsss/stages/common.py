@@ -26,13 +26,24 @@ def has_params(args: argparse.Namespace) -> bool:
 
 
 def load_trained(model, path: str | Path):
-    """Load a state dict written by ``wsss.engine.train`` into ``model`` (errors name the file)."""
+    """Load a state dict written by ``wsss.engine.train`` into ``model``; errors name the file (missing,
+    unreadable, or the weights of another network, e.g. a ``cam`` model read with ``method=seam``)."""
+    import pickle
+
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: trained weights missing; run the training stage first")
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{path}: not a readable state dict ({error})") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise ValueError(f"{path}: these weights are not a {type(model).__name__} of this configuration "
+                         f"(another method or backbone?): {error}") from None
     return model.eval()
 
 
