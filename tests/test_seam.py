@@ -14,7 +14,7 @@ from wsss.engine import TrainSettings, train
 from wsss.infer.cam import equivariance_error
 from wsss.losses import affine, er_loss, min_pool_loss, ohem_mean, seam_loss, transformed_size
 from wsss.nets.backbones import build_backbone
-from wsss.nets.seam import SEAMNet, max_onehot, pcm_input, pixel_correlation
+from wsss.nets.seam import SEAMNet, max_norm, max_onehot, pcm_input, pixel_correlation
 from wsss.runtime import Runtime
 
 OFFICIAL = SEAMConfig(rescale=0.5, flip=False, cls_weight=1.0, er_weight=1.0, er_source="cam", ecr_weight=1.0,
@@ -60,6 +60,20 @@ def test_er_is_zero_for_an_equivariant_map_and_grows_with_a_perturbation(scale, 
     errors = [float(er_loss(transformed_cam, cam_of_transformed + eps * noise)) for eps in (0.01, 0.1, 1.0)]
     assert 0 < errors[0] < errors[1] < errors[2]
     assert errors[2] == pytest.approx(float(noise[:, 1:].abs().mean()), rel=1e-4)
+
+
+def test_er_charges_a_misregistration_more_the_wider_the_activation():
+    """Why ER shrinks CAMs trained from scratch (README, SEAM section): the L1 between max-normalised maps
+    that are one cell apart grows with the activated extent, so a branch pair that cannot align exactly
+    lowers ER by activating less."""
+    yy, xx = torch.meshgrid(torch.arange(12.0), torch.arange(12.0), indexing="ij")
+    errors = []
+    for width in (1.0, 2.0, 3.0):
+        maps = torch.zeros(2, 21, 12, 12)
+        maps[0, 5] = torch.exp(-((xx - 5) ** 2 + (yy - 6) ** 2) / (2 * width ** 2))
+        maps[1, 5] = torch.exp(-((xx - 6) ** 2 + (yy - 6) ** 2) / (2 * width ** 2))
+        errors.append(float(er_loss(max_norm(maps[:1]), max_norm(maps[1:]))))
+    assert 0 < errors[0] < errors[1] < errors[2]
 
 
 def test_er_ignores_the_background_channel():
