@@ -153,7 +153,7 @@ def test_infer_cam_dir_writes_one_file_per_image(voc_root, tmp_path):
     out = tmp_path / "cams"
     figures = infer_cam_dir(RedCAM(), voc_root, ids, _labels(), out, cfg, FP32, progress=False)
     assert figures["images"] == len(ids) and figures["images_per_s"] > 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{i}.npz" for i in ids)
+    assert sorted(p.name for p in out.iterdir()) == sorted([".wsss-output", *(f"{i}.npz" for i in ids)])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["VOC2012", "cams"]  # no temporary left
     for image_id, (classes, _) in TINY_VOC.items():
         keys, cams = load_cams(out / f"{image_id}.npz")

@@ -1,9 +1,18 @@
-"""File I/O shared by every stage: atomic writes and label PNGs read with PIL."""
+"""File I/O shared by every stage: safe, atomic outputs and label PNGs read with PIL.
 
+Every output goes through :func:`atomic_path` (a file) or :func:`output_dir` (a folder): it is written under
+a hidden sibling name and renamed onto its final name only when complete, so nothing half-written ever sits
+under a final name. An output may replace only the previous version of itself: never the current folder or
+one above it, never a folder where a file goes, never a folder that a stage did not write (folder outputs
+carry the marker file ``.wsss-output``). The hidden names are fixed per output, so a rerun after a kill
+removes what the killed run left; :func:`output_dir` with a ``resume_key`` keeps the files a killed run
+completed and the rerun writes only the rest.
+"""
+
+import fcntl
 import json
 import os
 import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -14,24 +23,126 @@ from PIL import Image
 from wsss.data.classes import voc_palette
 
 _PALETTE = voc_palette().reshape(-1).tolist()
+OUTPUT_MARK = ".wsss-output"   # in every folder a stage wrote: what may be replaced by a rerun
+RESUME_KEY = ".resume-key"     # in a partial folder: what it was written for
+
+
+class OutputError(ValueError):
+    """An output path that cannot be written without losing data, or that cannot be written at all."""
+
+
+def check_output_path(path: str | Path) -> Path:
+    """``path`` if an output may be written there; else an :class:`OutputError` that says why."""
+    path = Path(path)
+    cwd = Path.cwd().resolve()
+    if path.name in ("", ".", "..") or path.resolve() in (cwd, *cwd.parents):
+        raise OutputError(f"{str(path)!r} is not an output path: it names the current folder or one above it; "
+                          "give the name of the file or folder to write")
+    for ancestor in path.absolute().parents:
+        if ancestor.exists() and not ancestor.is_dir():
+            raise OutputError(f"{path}: cannot write here, {ancestor} is a file, not a folder")
+    return path
+
+
+def check_not_an_input(outputs: dict[str, Path], inputs: dict[str, Path]) -> None:
+    """Refuse an output that is one of the inputs or holds one (replacing it would delete the input)."""
+    for out_name, out in outputs.items():
+        out = Path(os.path.abspath(out))
+        for in_name, given in inputs.items():
+            source = Path(os.path.abspath(given))
+            if source == out or out in source.parents:
+                raise OutputError(f"--{out_name} {outputs[out_name]} would replace the input --{in_name} {given}: "
+                                  "write the output somewhere else")
+
+
+def _temp_name(path: Path, kind: str) -> Path:
+    return path.with_name(f".{path.name}.{kind}")
 
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path``; rename it onto ``path`` only if the block succeeds.
-
-    Works for files and directories: nothing half-written ever sits under the final name.
-    """
-    path = Path(path)
+    """Yield the hidden temporary name of the file ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = check_output_path(path)
+    if path.is_dir() and not path.is_symlink():
+        raise OutputError(f"{path} is a folder; refusing to replace it with a file (remove it or choose another name)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # the suffix kept: writers infer the format from it
     try:
         yield tmp
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
         os.replace(tmp, path)
     finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
+        tmp.unlink(missing_ok=True)
+
+
+def replaceable_dir(path: Path) -> bool:
+    """True when ``path`` may be replaced by a folder output: absent, an empty folder, or a stage's folder."""
+    if path.is_symlink() or not path.exists():
+        return not path.exists()
+    return path.is_dir() and ((path / OUTPUT_MARK).is_file() or not any(path.iterdir()))
+
+
+@contextmanager
+def output_dir(path: str | Path, resume_key: str | None = None) -> Iterator[Path]:
+    """Yield a hidden folder to fill; it replaces the folder ``path`` only if the block succeeds.
+
+    Without ``resume_key`` the folder starts empty. With one, the folder a killed or interrupted run
+    (Ctrl-C) left under the same key is kept, so the caller can skip the files already complete (write
+    each file with :func:`atomic_path`); an error in the block removes it. Two runs cannot fill the same
+    output at once.
+    """
+    path = check_output_path(path)
+    if not replaceable_dir(path):
+        what = "a file" if path.is_file() or path.is_symlink() else "a folder that no wsss stage wrote"
+        raise OutputError(f"{path} is {what}; refusing to replace it (remove it yourself, or choose another name)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = _temp_name(path, "partial")
+    lock_file = _temp_name(path, "lock")
+    with open(lock_file, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputError(f"{path}: another process is writing this output now") from None
+        try:
+            _reuse_or_reset(partial, resume_key)
+            try:
+                yield partial
+            except KeyboardInterrupt:
+                raise
+            except BaseException:
+                shutil.rmtree(partial, ignore_errors=True)
+                raise
+            (partial / RESUME_KEY).unlink(missing_ok=True)
+            (partial / OUTPUT_MARK).touch()
+            _replace_dir(partial, path)
+        finally:
+            lock_file.unlink(missing_ok=True)
+
+
+def _reuse_or_reset(partial: Path, resume_key: str | None) -> None:
+    """Keep ``partial`` if it was left under ``resume_key`` (minus temporary files), else start it empty."""
+    key_file = partial / RESUME_KEY
+    if resume_key is not None and key_file.is_file() and key_file.read_text() == resume_key:
+        for leftover in partial.rglob(".*.tmp*"):
+            if leftover.is_file():
+                leftover.unlink()
+        return
+    if partial.is_dir() and not partial.is_symlink():
+        shutil.rmtree(partial)
+    else:
+        partial.unlink(missing_ok=True)
+    partial.mkdir()
+    if resume_key is not None:
+        key_file.write_text(resume_key)
+
+
+def _replace_dir(new: Path, path: Path) -> None:
+    """Move the folder ``new`` onto ``path``, the previous version out of the way first."""
+    old = _temp_name(path, "old")
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(new, path)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_json(path: str | Path, data) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 
 from wsss.data.sod import read_sod_mask
 from wsss.data.voc import DatasetError, map_with_progress
-from wsss.io import atomic_path
+from wsss.io import OUTPUT_MARK, atomic_path, output_dir
 
 MAPS = ("body", "detail")
 
@@ -83,24 +83,31 @@ def _decouple_one(task: tuple[str, Path, Path, str, bool]) -> None:
     name, mask_path, out_dir, variant, exact_edt = task
     maps = decouple(_read_mask(mask_path), variant, exact_edt)
     for kind in MAPS:  # OpenCV's default PNG settings: 2.3 ms for both maps of a 481×321 mask, 4.1 with compression 1
-        if not cv2.imwrite(str(out_dir / kind / f"{name}.png"), getattr(maps, kind)):
-            raise DatasetError(f"{out_dir / kind / name}.png: cannot write")
+        with atomic_path(out_dir / kind / f"{name}.png") as tmp:
+            if not cv2.imwrite(str(tmp), getattr(maps, kind)):
+                raise DatasetError(f"{out_dir / kind / name}.png: cannot write")
 
 
 def decouple_dir(masks: list[tuple[str, Path]], out_dir: str | Path, variant: str = "code",
-                 exact_edt: bool = False, workers: int = 1, progress: bool = True) -> dict:
+                 exact_edt: bool = False, workers: int = 1, progress: bool = True,
+                 resume_key: str | None = None) -> dict:
     """Write ``out_dir/{body,detail}/<name>.png`` for every (name, mask path), over ``workers`` processes.
 
-    The folder appears only when every map is written (``wsss.io.atomic_path``). Returns counts and speed.
+    The folder appears only when every map is written (``wsss.io.output_dir``); with ``resume_key`` the maps of
+    a killed run under the same key are kept, and a folder already complete is left as it is. Returns counts
+    and speed.
     """
     if not masks:
         raise DatasetError("no masks to decouple")
     start = time.perf_counter()
-    with atomic_path(out_dir) as tmp:
+    if resume_key is not None and (Path(out_dir) / OUTPUT_MARK).is_file():
+        return {"images": len(masks), "resumed": len(masks), "seconds": 0.0, "variant": variant, "exact_edt": exact_edt}
+    with output_dir(out_dir, resume_key) as tmp:
         for kind in MAPS:
-            (tmp / kind).mkdir(parents=True)
-        tasks = [(name, Path(path), tmp, variant, exact_edt) for name, path in masks]
+            (tmp / kind).mkdir(exist_ok=True)
+        tasks = [(name, Path(path), tmp, variant, exact_edt) for name, path in masks
+                 if not all((tmp / kind / f"{name}.png").is_file() for kind in MAPS)]
         map_with_progress(_decouple_one, tasks, workers, progress, desc="decouple")
     seconds = time.perf_counter() - start
-    return {"images": len(masks), "seconds": round(seconds, 3), "images_per_s": round(len(masks) / seconds, 1),
-            "variant": variant, "exact_edt": exact_edt}
+    return {"images": len(masks), "resumed": len(masks) - len(tasks), "seconds": round(seconds, 3),
+            "images_per_s": round(len(tasks) / seconds, 1), "variant": variant, "exact_edt": exact_edt}

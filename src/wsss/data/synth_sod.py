@@ -19,7 +19,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from wsss.config import SynthSODConfig
-from wsss.io import atomic_path
+from wsss.io import atomic_path, output_dir
 
 SPLITS = (("DUTS-TR", "train.txt", "sod_tr"), ("ECSSD", "test.txt", "sod_te"))
 _SS = 4  # supersampling factor used to rasterise shapes with exact-ish pixel coverage
@@ -75,7 +75,7 @@ def generate(out_dir: str | Path, cfg: SynthSODConfig, workers: int = 1, progres
     counts = (cfg.train, cfg.test)
     tasks = []
     foregrounds = []
-    with atomic_path(out_dir) as root:
+    with output_dir(out_dir) as root:
         for split, ((folder, listing, prefix), count) in enumerate(zip(SPLITS, counts)):
             names = [f"{prefix}_{i:05d}" for i in range(count)]
             (root / folder / "images").mkdir(parents=True)

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from wsss.data.classes import IGNORE_INDEX, VOC_CLASSES, voc_palette
 from wsss.config import SynthVOCConfig
-from wsss.io import atomic_path, read_label_png, save_label_png
+from wsss.io import atomic_path, output_dir, read_label_png, save_label_png
 
 PLACEMENT_TRIES = 30
 MIN_INSIDE = 0.5          # share of an object that must lie inside the image (the rest is truncated)
@@ -532,7 +532,7 @@ def generate(out_dir: str | Path, cfg: SynthVOCConfig, workers: int = 1, progres
     ids = [image_id(i) for i in range(total)]
     splits = {"train": ids[:cfg.train], "val": ids[cfg.train_aug:], "train_aug": ids[:cfg.train_aug]}
     start = time.perf_counter()
-    with atomic_path(out_dir) as root:
+    with output_dir(out_dir) as root:
         for folder in ("JPEGImages", "SegmentationClass", "Annotations", "ImageSets/Segmentation"):
             (root / folder).mkdir(parents=True)
         write = partial(_write_sample, root, cfg)

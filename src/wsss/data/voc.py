@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from wsss.data.classes import IGNORE_INDEX, NUM_VOC_CLASSES, VOC_CLASSES
 from wsss.data.download import RESOURCES, download
-from wsss.io import atomic_path, read_id_list, read_label_png, save_label_png, write_json
+from wsss.io import atomic_path, output_dir, read_id_list, read_label_png, save_label_png, write_json
 
 MASK_DIRS = ("SegmentationClassAug", "SegmentationClass")
 SPLIT_DIR = Path("ImageSets") / "Segmentation"
@@ -251,8 +251,7 @@ def convert_sbd(sbd_dir: str | Path, voc_root: str | Path, workers: int = 1, pro
     sbd_dir = _sbd_dataset_dir(sbd_dir)
     voc_root = check_voc_root(voc_root)
     voc_masks = {p.stem: p for p in (voc_root / "SegmentationClass").glob("*.png")}
-    with atomic_path(voc_root / "SegmentationClassAug") as out:
-        out.mkdir()
+    with output_dir(voc_root / "SegmentationClassAug") as out:
         tasks = [(mat, out / f"{mat.stem}.png") for mat in sorted((sbd_dir / "cls").glob("*.mat"))
                  if mat.stem not in voc_masks]
         map_with_progress(_convert_sbd_one, tasks, workers, progress, desc="SBD .mat -> png")

@@ -33,7 +33,7 @@ from wsss.data.cam_files import NUM_FOREGROUND, save_cams
 from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from wsss.data.voc import image_path
 from wsss.infer import read_rgb
-from wsss.io import atomic_path
+from wsss.io import output_dir
 from wsss.runtime import Runtime
 
 
@@ -138,11 +138,12 @@ def equivariance_dir(model: torch.nn.Module, voc_root: str | Path, ids: list[str
 
 def infer_cam_dir(model: torch.nn.Module, voc_root: str | Path, ids: list[str], labels: dict[str, np.ndarray],
                   out_dir: str | Path, cfg: InferCamConfig, runtime: Runtime, workers: int = 1,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, resume_key: str | None = None) -> dict:
     """Write ``<id>.npz`` CAMs (keys = VOC indices 1..20) of every id into ``out_dir``, atomically.
 
     ``labels`` maps id -> 20-dim multi-hot (``load_cls_labels``). With ``workers > 1``, that many
     spawned processes share the CPU threads and each receives the model (its tensors in shared memory).
+    With ``resume_key`` the files of a killed run under the same key are kept (``wsss.io.output_dir``).
     Returns throughput figures.
     """
     missing = [image_id for image_id in ids if image_id not in labels]
@@ -152,10 +153,9 @@ def infer_cam_dir(model: torch.nn.Module, voc_root: str | Path, ids: list[str], 
     threads = torch.get_num_threads()
     workers = max(1, min(workers, len(ids))) if runtime.device.type == "cpu" else 1
     start = time.perf_counter()
-    with atomic_path(out_dir) as tmp:
-        tmp.mkdir()
+    with output_dir(out_dir, resume_key) as tmp:
         tasks = [(str(image_path(voc_root, image_id)), np.flatnonzero(labels[image_id] > 1e-5),
-                  str(tmp / f"{image_id}.npz")) for image_id in ids]
+                  str(tmp / f"{image_id}.npz")) for image_id in ids if not (tmp / f"{image_id}.npz").is_file()]
         with tqdm(total=len(tasks), desc="infer_cam", disable=not progress) as bar:
             if workers == 1:
                 for task in tasks:
@@ -168,7 +168,8 @@ def infer_cam_dir(model: torch.nn.Module, voc_root: str | Path, ids: list[str], 
                     for _ in pool.imap_unordered(_worker_task, tasks):
                         bar.update()
     seconds = time.perf_counter() - start
-    return {"images": len(ids), "seconds": round(seconds, 3), "images_per_s": round(len(ids) / seconds, 4),
+    return {"images": len(ids), "resumed": len(ids) - len(tasks), "seconds": round(seconds, 3),
+            "images_per_s": round(len(tasks) / seconds, 4),
             "seconds_per_image": round(seconds / max(1, len(ids)), 4), "workers": workers,
             "threads_per_worker": threads, "precision": runtime.precision}
 

@@ -35,7 +35,7 @@ from wsss.config import CRFConfig
 from wsss.data.cam_files import cam_path, load_cams
 from wsss.data.voc import image_path
 from wsss.infer import read_rgb
-from wsss.io import atomic_path, save_label_png
+from wsss.io import atomic_path, output_dir, save_label_png
 
 
 def dense_crf(image: np.ndarray, probs: np.ndarray, iterations: int, gaussian_sxy: float, gaussian_compat: float,
@@ -84,24 +84,24 @@ def cam_to_pseudo_label(image: np.ndarray, keys, cams: np.ndarray, alpha: float,
 
 
 def crf_label_dir(voc_root: str | Path, ids: list[str], cam_dir: str | Path, out_dir: str | Path, crf: CRFConfig,
-                  alpha: float, workers: int = 1, progress: bool = True) -> dict:
+                  alpha: float, workers: int = 1, progress: bool = True, resume_key: str | None = None) -> dict:
     """Write ``<id>.png`` palette pseudo labels of every id into ``out_dir``, atomically, over ``workers`` processes.
 
-    CAMs are read from ``cam_dir`` in any format ``load_cams`` reads. Returns throughput figures.
+    CAMs are read from ``cam_dir`` in any format ``load_cams`` reads. With ``resume_key`` the labels of a
+    killed run under the same key are kept (``wsss.io.output_dir``). Returns throughput figures.
     """
     workers = max(1, min(workers, len(ids)))
     start = time.perf_counter()
-    with atomic_path(out_dir) as tmp:
-        tmp.mkdir()
+    with output_dir(out_dir, resume_key) as tmp:
         tasks = [(str(image_path(voc_root, image_id)), str(cam_path(cam_dir, image_id)), str(tmp / f"{image_id}.png"),
-                  alpha, crf) for image_id in ids]
+                  alpha, crf) for image_id in ids if not (tmp / f"{image_id}.png").is_file()]
         pool = multiprocessing.Pool(workers) if workers > 1 else nullcontext()
         with pool, tqdm(total=len(tasks), desc="crf", disable=not progress) as bar:
             for _ in (pool.imap_unordered(_label_one, tasks) if workers > 1 else map(_label_one, tasks)):
                 bar.update()
     seconds = time.perf_counter() - start
-    return {"images": len(ids), "seconds": round(seconds, 3), "images_per_s": round(len(ids) / seconds, 3),
-            "workers": workers, "alpha": alpha}
+    return {"images": len(ids), "resumed": len(ids) - len(tasks), "seconds": round(seconds, 3),
+            "images_per_s": round(len(tasks) / seconds, 3), "workers": workers, "alpha": alpha}
 
 
 def _label_one(task: tuple[str, str, str, float, CRFConfig]) -> None:
@@ -111,4 +111,6 @@ def _label_one(task: tuple[str, str, str, float, CRFConfig]) -> None:
     if cams.shape[1:] != image.shape[:2]:
         raise ValueError(f"{cam_file}: CAMs are {cams.shape[1]}x{cams.shape[2]} but the image {image_file} "
                          f"is {image.shape[0]}x{image.shape[1]} (height x width)")
-    save_label_png(out, cam_to_pseudo_label(image, keys, cams, alpha, crf))
+    labels = cam_to_pseudo_label(image, keys, cams, alpha, crf)
+    with atomic_path(out) as tmp:
+        save_label_png(tmp, labels)

@@ -2,7 +2,7 @@
 
 Each image is normalised, resized to ``size``×``size`` (bilinear), and the logits are upsampled
 inside the network straight to the original size; ``sigmoid × 255``, rounded, is written as an
-8-bit grey PNG (callers make ``out_dir`` atomic). ``maps="decoupled"`` writes the second iteration's body and detail maps instead
+8-bit grey PNG, each file atomically (callers make ``out_dir`` atomic). ``maps="decoupled"`` writes the second iteration's body and detail maps instead
 (``body/``, ``detail/``): the coarse model's targets for the fine stage (``train-coarse/test.py``).
 """
 
@@ -19,6 +19,7 @@ from tqdm import tqdm
 from wsss.data.datasets import read_rgb
 from wsss.data.decouple import MAPS
 from wsss.data.ldf import normalise
+from wsss.io import atomic_path
 from wsss.runtime import Runtime
 
 
@@ -35,13 +36,14 @@ def _input(image: np.ndarray, size: int, runtime: Runtime) -> torch.Tensor:
 @torch.inference_mode()
 def predict_dir(model: torch.nn.Module, pairs: list[tuple[str, Path, Path]], out_dir: str | Path, size: int,
                 runtime: Runtime, maps: str = "saliency", progress: bool = True) -> dict:
-    """Write the maps of every (name, image, mask) into the new folder ``out_dir``; return throughput."""
+    """Write the maps of every (name, image, mask) into ``out_dir``, skipping those already there; return throughput."""
     model = runtime.prepare(model.eval())
     start = time.perf_counter()
     folders = {kind: Path(out_dir) / kind for kind in MAPS} if maps == "decoupled" else {"saliency": Path(out_dir)}
     for folder in folders.values():
-        folder.mkdir(parents=True)
-    for name, image_path, _ in tqdm(pairs, desc=f"infer_ldf → {out_dir}", disable=not progress):
+        folder.mkdir(parents=True, exist_ok=True)
+    todo = [pair for pair in pairs if not all((folder / f"{pair[0]}.png").is_file() for folder in folders.values())]
+    for name, image_path, _ in tqdm(todo, desc=f"infer_ldf → {out_dir}", disable=not progress):
         image = read_rgb(image_path)
         with runtime.autocast():
             x = _input(image, size, runtime)
@@ -51,7 +53,9 @@ def predict_dir(model: torch.nn.Module, pairs: list[tuple[str, Path, Path]], out
             else:
                 logits = {"saliency": model(x, image.shape[:2])}
         for kind, value in logits.items():
-            cv2.imwrite(str(folders[kind] / f"{name}.png"), to_png_values(value))
+            with atomic_path(folders[kind] / f"{name}.png") as tmp:
+                if not cv2.imwrite(str(tmp), to_png_values(value)):
+                    raise OSError(f"{folders[kind] / name}.png: cannot write")
     seconds = time.perf_counter() - start
-    return {"images": len(pairs), "seconds": round(seconds, 3), "images_per_s": round(len(pairs) / seconds, 2),
-            "precision": runtime.precision}
+    return {"images": len(pairs), "resumed": len(pairs) - len(todo), "seconds": round(seconds, 3),
+            "images_per_s": round(len(todo) / seconds, 2), "precision": runtime.precision}

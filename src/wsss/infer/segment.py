@@ -19,7 +19,7 @@ from wsss.config import InferSegConfig
 from wsss.data.datasets import VOCImages
 from wsss.infer.cam import scaled_views
 from wsss.infer.crf import dense_crf
-from wsss.io import atomic_path, save_label_png
+from wsss.io import atomic_path, output_dir, save_label_png
 from wsss.runtime import Runtime
 
 
@@ -52,15 +52,20 @@ def segment(model: torch.nn.Module, image: np.ndarray, cfg: InferSegConfig, runt
 
 @torch.inference_mode()
 def segment_dir(model: torch.nn.Module, voc_root: str | Path, ids: list[str], out_dir: str | Path,
-                cfg: InferSegConfig, runtime: Runtime, progress: bool = True) -> dict:
-    """Write ``<id>.png`` palette predictions of every id into ``out_dir``, atomically; return throughput."""
+                cfg: InferSegConfig, runtime: Runtime, progress: bool = True, resume_key: str | None = None) -> dict:
+    """Write ``<id>.png`` palette predictions of every id into ``out_dir``, atomically; return throughput.
+
+    With ``resume_key`` the predictions of a killed run under the same key are kept (``wsss.io.output_dir``).
+    """
     model = runtime.prepare(model.eval())
-    images = VOCImages(voc_root, ids)
+    VOCImages(voc_root, ids)  # every image present, before any work
     start = time.perf_counter()
-    with atomic_path(out_dir) as tmp:
-        tmp.mkdir()
-        for image_id, image, _ in tqdm(images, desc="infer_seg", disable=not progress):
-            save_label_png(tmp / f"{image_id}.png", segment(model, image, cfg, runtime))
+    with output_dir(out_dir, resume_key) as tmp:
+        todo = [image_id for image_id in ids if not (tmp / f"{image_id}.png").is_file()]
+        for image_id, image, _ in tqdm(VOCImages(voc_root, todo), desc="infer_seg", disable=not progress):
+            labels = segment(model, image, cfg, runtime)
+            with atomic_path(tmp / f"{image_id}.png") as png:
+                save_label_png(png, labels)
     seconds = time.perf_counter() - start
-    return {"images": len(ids), "seconds": round(seconds, 3), "images_per_s": round(len(ids) / seconds, 3),
-            "precision": runtime.precision}
+    return {"images": len(ids), "resumed": len(ids) - len(todo), "seconds": round(seconds, 3),
+            "images_per_s": round(len(todo) / seconds, 3), "precision": runtime.precision}

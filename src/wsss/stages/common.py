@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
 from pathlib import Path
 
 from wsss.config import Config, build, load_config, parse_override, deep_merge
@@ -23,6 +26,24 @@ def section_without_params(args: argparse.Namespace, section: str, cls):
 
 def has_params(args: argparse.Namespace) -> bool:
     return Path(args.params).is_file()
+
+
+def resume_key(args: argparse.Namespace, cfg: Config) -> str:
+    """What decides a stage's output files: its configuration and its arguments, each input path with its
+    size and modification time. A killed run's partial output is resumed only under the same key."""
+    described: dict = {"config": cfg.to_dict()}
+    for name, value in sorted(vars(args).items()):
+        if name not in ("out", "workers", "params", "overrides"):
+            described[name] = _path_signature(value) if isinstance(value, Path) else value
+    return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _path_signature(path: Path) -> list:
+    try:
+        stat = path.stat()
+    except OSError:
+        return [os.path.abspath(path)]
+    return [os.path.abspath(path), stat.st_size if path.is_file() else None, stat.st_mtime_ns]
 
 
 def load_trained(model, path: str | Path):

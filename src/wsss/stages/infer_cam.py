@@ -8,7 +8,7 @@ import json
 from wsss.data.datasets import open_prepared_voc
 from wsss.infer.cam import infer_cam_dir
 from wsss.runtime import pick_runtime
-from wsss.stages.common import load_trained, stage_config
+from wsss.stages.common import load_trained, resume_key, stage_config
 from wsss.stages.train_cls import build_classifier
 from wsss.tracking import config_stage_run
 
@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_trained(build_classifier(cfg, weights=""), args.model)
     with config_stage_run(cfg, "infer_cam", pipeline="wsss", method=cfg.method, data_paths=(str(args.voc),)) as tracked:
         summary = infer_cam_dir(model, voc.root, voc.split(args.split), voc.labels, args.out, cfg.infer_cam, runtime,
-                                workers=args.workers)
+                                workers=args.workers, resume_key=resume_key(args, cfg))
         tracked.log_metrics({key: value for key, value in summary.items() if isinstance(value, (int, float))})
     print(json.dumps(summary, indent=2))
     return 0

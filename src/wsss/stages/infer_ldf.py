@@ -8,9 +8,9 @@ import json
 
 from wsss.data.sod import prepared_pairs
 from wsss.infer.saliency import predict_dir
-from wsss.io import atomic_path
+from wsss.io import output_dir
 from wsss.runtime import pick_runtime
-from wsss.stages.common import load_trained, stage_config
+from wsss.stages.common import load_trained, resume_key, stage_config
 from wsss.stages.train_ldf import build_model
 from wsss.tracking import config_stage_run
 
@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_trained(build_model(cfg.ldf, weights=""), args.model)
     sets = cfg.sod.train_sets if args.maps == "decoupled" else (args.split,)
     with config_stage_run(cfg, "infer_ldf", pipeline="sod", method=args.method, data_paths=(str(args.sod),)) as tracked, \
-            atomic_path(args.out) as out:
+            output_dir(args.out, resume_key(args, cfg)) as out:
         summary = {}
         for name in sets:
             folder = out / name if args.maps == "decoupled" else out

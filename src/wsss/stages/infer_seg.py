@@ -8,7 +8,7 @@ import json
 from wsss.data.datasets import open_prepared_voc
 from wsss.infer.segment import segment_dir
 from wsss.runtime import pick_runtime
-from wsss.stages.common import load_trained, stage_config
+from wsss.stages.common import load_trained, resume_key, stage_config
 from wsss.stages.train_seg import build_deeplab
 from wsss.tracking import config_stage_run
 
@@ -19,7 +19,8 @@ def run(args: argparse.Namespace) -> int:
     runtime = pick_runtime(cfg.runtime.device, cfg.runtime.precision)
     model = load_trained(build_deeplab(cfg.train_seg, weights=""), args.model)
     with config_stage_run(cfg, "infer_seg", pipeline="wsss", method=cfg.method, data_paths=(str(args.voc),)) as tracked:
-        summary = segment_dir(model, voc.root, voc.split(args.split), args.out, cfg.infer_seg, runtime)
+        summary = segment_dir(model, voc.root, voc.split(args.split), args.out, cfg.infer_seg, runtime,
+                              resume_key=resume_key(args, cfg))
         tracked.log_metrics({key: value for key, value in summary.items() if isinstance(value, (int, float))})
     print(json.dumps(summary, indent=2))
     return 0

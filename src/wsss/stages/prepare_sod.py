@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from wsss.data import sod
-from wsss.io import atomic_path
+from wsss.io import output_dir
 from wsss.stages.common import stage_config
 from wsss.tracking import config_stage_run
 
@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
         missing = [name for name in ("DUTS-TR", "DUTS-TE") if not (root / name).is_dir()]
         if missing and (cfg.sod.download or args.download):
             sod.download_duts(root)
-        with atomic_path(args.out) as out:
+        with output_dir(args.out) as out:
             summary = sod.prepare_sod(root, cfg.sod.train_sets, cfg.sod.test_sets, out, workers=args.workers)
         images = sum(entry["count"] for entry in summary["sets"].values())
         tracked.log_metrics({"images": images, "images_per_s": images / (time.perf_counter() - start)})

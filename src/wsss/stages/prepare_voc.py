@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from wsss.data import voc
-from wsss.io import atomic_path
+from wsss.io import output_dir
 from wsss.stages.common import stage_config
 from wsss.tracking import config_stage_run
 
@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
         if sbd_root and sbd_root.is_dir() and not (root / voc.SPLIT_DIR / "train_aug.txt").is_file():
             voc.convert_sbd(sbd_root, root, workers=args.workers)
             voc.build_train_aug(root, sbd_root)
-        with atomic_path(args.out) as out:
+        with output_dir(args.out) as out:
             summary = voc.prepare_voc(root, out, label_source=cfg.voc.label_source, workers=args.workers)
         seconds = time.perf_counter() - start
         tracked.log_metrics({"images": summary["images"], "masks_checked": summary["masks_checked"],
