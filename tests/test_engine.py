@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 
 from wsss.config import read_params, resolve
 from wsss.engine import CHECKPOINT, MODEL, TrainSettings, build_optimizer, poly_lr, train, triangle_lr
+from wsss.tracking import StageRun
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -63,10 +64,11 @@ def multilabel_loss(model, batch):
     return {"loss": loss, "mean_logit": logits.detach().mean()}
 
 
-class Recorder:
-    """Stands in for ``tracking.StageRun``: keeps what would be logged."""
+class Recorder(StageRun):
+    """A ``tracking.StageRun`` without MLflow that keeps what would be logged."""
 
     def __init__(self):
+        super().__init__()
         self.rows = []
 
     def log_metrics(self, metrics, step=None):
@@ -191,7 +193,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, checkpoint_every)
 
 
 CHECKPOINT_KEYS = {"model", "optimizer", "scaler", "step", "epoch", "batch_in_epoch", "epoch_sums", "rng",
-                   "fingerprint", "settings"}
+                   "fingerprint", "settings", "tracking_run_id"}
 
 
 def test_checkpoint_holds_the_whole_training_state(tmp_path):

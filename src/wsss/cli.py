@@ -12,6 +12,19 @@ import sys
 from pathlib import Path
 
 
+def _workers(text: str) -> int:
+    """A ``--workers`` value: a process count in 1..MAX_WORKERS."""
+    from wsss.config import MAX_WORKERS
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of processes, got {text!r}") from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be in 1..{MAX_WORKERS}, got {value}")
+    return value
+
+
 def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default="params.yaml", help="the configuration file (default: params.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -49,20 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
     synth_voc.add_argument("--out", required=True, type=Path)
     for name in ("seed", "train", "val", "train_aug", "size"):
         synth_voc.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int)
-    synth_voc.add_argument("--workers", type=int, default=2)
+    synth_voc.add_argument("--workers", type=_workers, default=2)
     _config_args(synth_voc)
 
     synth_sod = data.add_parser("synth-sod", help="write the synthetic DUTS-TR / ECSSD-style benchmark")
     synth_sod.add_argument("--out", required=True, type=Path)
     for name in ("seed", "train", "test", "size"):
         synth_sod.add_argument(f"--{name}", dest=name, type=int)
-    synth_sod.add_argument("--workers", type=int, default=2)
+    synth_sod.add_argument("--workers", type=_workers, default=2)
     _config_args(synth_sod)
 
     for name, what in (("prepare-voc", "VOC2012 (+ SBD train_aug)"), ("prepare-sod", "the SOD sets")):
         prepare = data.add_parser(name, help=f"validate {what} and write split lists and labels")
         prepare.add_argument("--out", required=True, type=Path)
-        prepare.add_argument("--workers", type=int, default=2)
+        prepare.add_argument("--workers", type=_workers, default=2)
         prepare.add_argument("--download", action="store_true", help="fetch missing data from the official addresses")
         _config_args(prepare)
 
@@ -100,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         if command == "train-seg":
             stage.add_argument("--classifier", type=Path,
                                help="the trained classifier whose backbone starts DeepLab (train_seg.weights: classifier)")
-        stage.add_argument("--workers", type=int, default=1, help="processes (inference, CRF, decoupling)")
+        stage.add_argument("--workers", type=_workers, default=1, help="processes (inference, CRF, decoupling)")
         _config_args(stage)
     commands.choices["train-ldf"].add_argument("--fine", action="store_true",
                                                help="the fine stage: --labels holds the coarse model's maps")
@@ -126,21 +139,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _eval_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workers", type=int, help="processes (default: evaluate.workers)")
+    parser.add_argument("--workers", type=_workers, help="processes (default: evaluate.workers)")
     parser.add_argument("--method", default="", help="method name for the MLflow tags")
     parser.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     _config_args(parser)
 
 
+# Path arguments that name what a command writes; every other path argument is an input.
+OUTPUT_ARGS = ("out", "table", "plot")
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Refuse, before any work, an output path that cannot be written safely or that would replace an input."""
+    from wsss.io import check_not_an_input, check_output_path
+
+    paths = {name: value for name, value in vars(args).items() if isinstance(value, Path)}
+    outputs = {name: value for name, value in paths.items() if name in OUTPUT_ARGS}
+    for value in outputs.values():
+        check_output_path(value)
+    check_not_an_input(outputs, {name: value for name, value in paths.items() if name not in OUTPUT_ARGS})
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; an expected failure (bad input, a file that cannot be read or written) is one line naming
+    the file or key, exit code 2. Anything else is a bug and keeps its traceback."""
     args = build_parser().parse_args(argv)
     from wsss.data.download import DownloadError
 
     try:
+        check_paths(args)
         return _dispatch(args) or 0
-    except (ValueError, FileNotFoundError, DownloadError) as error:  # ConfigError and DatasetError are ValueErrors
+    except (ValueError, FileNotFoundError, DownloadError) as error:  # ConfigError, DatasetError, OutputError
         print(f"wsss: error: {error}", file=sys.stderr)
-        return 2
+    except OSError as error:  # permissions, a file where a folder must be, a full disk
+        where = " -> ".join(str(name) for name in (error.filename, error.filename2) if name)
+        print(f"wsss: error: {where or 'input/output'}: {error.strerror or error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("wsss: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 2
 
 
 def _dispatch(args: argparse.Namespace) -> int | None:

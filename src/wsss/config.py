@@ -19,6 +19,10 @@ from typing import Any, Literal
 import yaml
 
 PROFILES = ("smoke", "paper")
+MAX_IMAGES = 1_000_000        # synthetic set sizes: beyond VOC + SBD and DUTS many times over
+MAX_IMAGE_SIZE = 4096         # synthetic image side, pixels
+MAX_SWEEP_THRESHOLDS = 1000   # background thresholds of one CAM sweep (0.001 apart over [0, 1])
+MAX_WORKERS = 256             # processes of one stage
 
 
 class ConfigError(ValueError):
@@ -57,8 +61,11 @@ class RuntimeConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"]
     workers: int
 
+    checkpoint_every: int = 0   # training steps between extra checkpoints (0: at epoch ends only)
+
     def __post_init__(self):
-        _at_least(self, 0, "workers")
+        _at_least(self, 0, "workers", "checkpoint_every")
+        _require(self.workers <= MAX_WORKERS, f"workers must be <= {MAX_WORKERS}, got {self.workers}")
 
 
 @dataclass(frozen=True)
@@ -122,10 +129,10 @@ class SynthVOCConfig:
 
     def __post_init__(self) -> None:
         _check_scalar_types(self, "synth_voc")
-        self._check("train", self.train >= 1, ">= 1")
-        self._check("val", self.val >= 1, ">= 1")
-        self._check("train_aug", self.train_aug >= self.train, f">= synth_voc.train ({self.train})")
-        self._check("size", self.size >= 32, ">= 32")
+        self._check("train", 1 <= self.train <= MAX_IMAGES, f"in [1, {MAX_IMAGES}]")
+        self._check("val", 1 <= self.val <= MAX_IMAGES, f"in [1, {MAX_IMAGES}]")
+        self._check("train_aug", self.train <= self.train_aug <= MAX_IMAGES, f"in [synth_voc.train ({self.train}), {MAX_IMAGES}]")
+        self._check("size", 32 <= self.size <= MAX_IMAGE_SIZE, f"in [32, {MAX_IMAGE_SIZE}]")
         self._check("max_objects", self.max_objects >= 1, ">= 1")
         for name in ("discriminative_part", "context", "cooccurrence", "occlusion", "min_visible"):
             self._check(name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
@@ -168,9 +175,9 @@ class SynthSODConfig:
     def __post_init__(self):
         _check_scalar_types(self, "synth_sod")
         rules = [
-            ("train", self.train >= 1, ">= 1"),
-            ("test", self.test >= 1, ">= 1"),
-            ("size", self.size >= 32, ">= 32"),
+            ("train", 1 <= self.train <= MAX_IMAGES, f"in [1, {MAX_IMAGES}]"),
+            ("test", 1 <= self.test <= MAX_IMAGES, f"in [1, {MAX_IMAGES}]"),
+            ("size", 32 <= self.size <= MAX_IMAGE_SIZE, f"in [32, {MAX_IMAGE_SIZE}]"),
             ("min_aspect", 0.5 <= self.min_aspect <= 1, "in [0.5, 1]"),
             ("two_objects_prob", 0 <= self.two_objects_prob <= 1, "in [0, 1]"),
             ("large_prob", 0 <= self.large_prob <= 1, "in [0, 1]"),
@@ -203,9 +210,11 @@ class EvaluateConfig:
         _require(0 < self.equivariance_scale <= 4 and self.equivariance_scale != 1,
                  f"equivariance_scale must be in (0, 4] and not 1, got {self.equivariance_scale}")
         start, stop, step = self.bg_sweep
-        _require(0.0 <= start < stop <= 1.0 and step > 0,
-                 f"bg_sweep must be [start, stop, step] with 0 <= start < stop <= 1 and step > 0, got {list(self.bg_sweep)}")
+        _require(0.0 <= start < stop <= 1.0 and step > 0 and (stop - start) / step <= MAX_SWEEP_THRESHOLDS,
+                 f"bg_sweep must be [start, stop, step] with 0 <= start < stop <= 1, step > 0 and at most "
+                 f"{MAX_SWEEP_THRESHOLDS} thresholds, got {list(self.bg_sweep)}")
         _at_least(self, 1, "workers")
+        _require(self.workers <= MAX_WORKERS, f"workers must be <= {MAX_WORKERS}, got {self.workers}")
 
 
 @dataclass(frozen=True)

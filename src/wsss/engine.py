@@ -107,7 +107,8 @@ class TrainSettings:
                   if hasattr(section, field.name)}
         if hasattr(section, "iterations"):
             values["max_steps"] = section.iterations
-        values.update(device=runtime.device, precision=runtime.precision, workers=runtime.workers, seed=seed)
+        values.update(device=runtime.device, precision=runtime.precision, workers=runtime.workers,
+                      checkpoint_every=runtime.checkpoint_every, seed=seed)
         values.update(overrides)
         return cls(**values)
 
@@ -308,12 +309,23 @@ def load_checkpoint(path: Path, expected_fingerprint: str) -> dict | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types here; the message says which file
-        raise RuntimeError(f"{path}: cannot read the checkpoint ({error}); delete it to start fresh") from error
+        raise ValueError(f"{path}: cannot read the checkpoint ({error}); delete it to start fresh") from None
     if state.get("fingerprint") != expected_fingerprint:
         warnings.warn(f"{path} was written with other settings, model, data size or world size: "
                       "starting fresh (it will be overwritten)", stacklevel=2)
         return None
     return state
+
+
+def checkpoint_run_id(model: nn.Module, dataset: Dataset, settings: TrainSettings, out_dir: str | Path,
+                      config: Mapping | None = None) -> str | None:
+    """The tracking run of the unfinished training that ``train`` with these arguments would resume, or None."""
+    runtime = pick_runtime(settings.device, settings.precision)
+    key = fingerprint(settings, runtime, int(os.environ.get("WORLD_SIZE", "1")), len(dataset), model, config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # train() warns about a stale checkpoint itself
+        state = load_checkpoint(Path(out_dir) / CHECKPOINT, key)
+    return state.get("tracking_run_id") if state else None
 
 
 def train(model: nn.Module, loss_fn: LossFn, dataset: Dataset, settings: TrainSettings,
@@ -375,7 +387,8 @@ def train(model: nn.Module, loss_fn: LossFn, dataset: Dataset, settings: TrainSe
                     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                 "scaler": scaler.state_dict(), "step": step, "epoch": epoch,
                                 "batch_in_epoch": batch_in_epoch, "epoch_sums": epoch_sums, "rng": rng,
-                                "fingerprint": key, "settings": dataclasses.asdict(settings)}, tmp)
+                                "fingerprint": key, "settings": dataclasses.asdict(settings),
+                                "tracking_run_id": tracked.run_id}, tmp)
 
         bar = tqdm(total=max_steps, initial=step, desc=f"train → {out_dir}", disable=not (main and settings.progress))
         while step < max_steps:

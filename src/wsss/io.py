@@ -59,12 +59,18 @@ def _temp_name(path: Path, kind: str) -> Path:
     return path.with_name(f".{path.name}.{kind}")
 
 
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield the hidden temporary name of the file ``path``; rename it onto ``path`` only if the block succeeds."""
+def check_output_file(path: str | Path) -> Path:
+    """``path`` if a file may be written there (:func:`check_output_path`, and not an existing folder)."""
     path = check_output_path(path)
     if path.is_dir() and not path.is_symlink():
         raise OutputError(f"{path} is a folder; refusing to replace it with a file (remove it or choose another name)")
+    return path
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield the hidden temporary name of the file ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # the suffix kept: writers infer the format from it
     try:

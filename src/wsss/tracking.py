@@ -4,12 +4,19 @@ The store is ``sqlite:///mlflow.db`` in the working directory unless ``MLFLOW_TR
 set. Every run carries the tags stage, method, dataset, profile, git commit and dirty flag, the
 DVC hash of its input data and a pipeline id shared by one invocation (``WSSS_PIPELINE_ID``, set
 by the Snakefile). Under DDP only rank 0 logs. ``mlflow`` is imported lazily: it costs a second.
+
+A tracking server that does not answer is an error within seconds, before the stage does any work
+(:func:`require_server`), not minutes of silent retries. A run killed with its process (kill -9, a lost
+node) is marked KILLED by the next stage run on the same host; a resumed training continues its run.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import urllib.error
+import urllib.request
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +29,15 @@ if TYPE_CHECKING:
 
 PIPELINE_ID_ENV = "WSSS_PIPELINE_ID"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+SERVER_TIMEOUT_S = 5
+# MLflow's own HTTP client: a few quick retries instead of its default minutes of backoff
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
+
+class TrackingError(ValueError):
+    """The tracking store cannot be used; the message names it and how to run without it."""
 
 
 def is_rank_zero() -> bool:
@@ -31,6 +47,43 @@ def is_rank_zero() -> bool:
 
 def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def require_server(uri: str | None = None) -> None:
+    """Raise :class:`TrackingError` at once when ``uri`` is an HTTP(S) server that does not answer."""
+    uri = uri or tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=SERVER_TIMEOUT_S).close()
+    except urllib.error.HTTPError:
+        return  # something answers (a proxy, authentication): MLflow's client takes it from here
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise TrackingError(f"MLflow tracking server {uri} (MLFLOW_TRACKING_URI) does not answer ({reason}). "
+                            "Start it, unset MLFLOW_TRACKING_URI for the local store sqlite:///mlflow.db, or run "
+                            "without tracking: --set tracking.enabled=false") from None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_dead_runs(mlflow_module, experiment_id: str) -> None:
+    """Set runs of ``experiment_id`` left RUNNING by a process of this host that no longer exists to KILLED."""
+    client = mlflow_module.MlflowClient()
+    host = socket.gethostname()
+    runs = client.search_runs([experiment_id], f"attributes.status = 'RUNNING' and tags.host = '{host}'")
+    for run in runs:
+        pid = run.data.tags.get("pid", "")
+        if pid.isdigit() and not _process_alive(int(pid)):
+            client.set_terminated(run.info.run_id, status="KILLED")
 
 
 def git_state(cwd: str | Path = ".") -> tuple[str, bool]:
@@ -115,15 +168,22 @@ class StageRun:
 @contextmanager
 def stage_run(stage: str, *, pipeline: str, dataset: str, profile: str, params: dict | None = None,
               method: str = "", data_paths: tuple[str, ...] = (), enabled: bool = True,
-              system_metrics: bool = False) -> Iterator[StageRun]:
-    """Open the MLflow run of one stage execution in experiment ``<pipeline>/<dataset>``."""
+              system_metrics: bool = False, resume_run_id: str | None = None) -> Iterator[StageRun]:
+    """Open the MLflow run of one stage execution in experiment ``<pipeline>/<dataset>``.
+
+    ``resume_run_id``: continue that run (a training resumed from its checkpoint) if the store still has it.
+    """
     if not (enabled and is_rank_zero()):
         yield StageRun()
         return
+    require_server()
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri())
-    mlflow.set_experiment(f"{pipeline}/{dataset}")
+    experiment = mlflow.set_experiment(f"{pipeline}/{dataset}")
+    mark_dead_runs(mlflow, experiment.experiment_id)
+    if resume_run_id is not None and not _has_run(mlflow, resume_run_id, experiment.experiment_id):
+        resume_run_id = None
     commit, dirty = git_state()
     tags = {
         "stage": stage,
@@ -134,21 +194,31 @@ def stage_run(stage: str, *, pipeline: str, dataset: str, profile: str, params: 
         "git_dirty": str(dirty).lower(),
         "pipeline_id": os.environ.get(PIPELINE_ID_ENV) or uuid.uuid4().hex,
         "data_hash": ",".join(f"{path}:{dvc_hash(path)}" for path in data_paths) or "none",
+        "host": socket.gethostname(),
+        "pid": str(os.getpid()),
     }
-    with mlflow.start_run(run_name=f"{stage}{'-' + method if method else ''}", tags=tags,
-                          log_system_metrics=system_metrics):
+    with mlflow.start_run(run_id=resume_run_id, run_name=None if resume_run_id else f"{stage}{'-' + method if method else ''}",
+                          tags=tags, log_system_metrics=system_metrics):
         if params:
             mlflow.log_params(flatten(params))
             mlflow.log_dict(params, "config.yaml")
         yield StageRun(mlflow)
 
 
+def _has_run(mlflow_module, run_id: str, experiment_id: str) -> bool:
+    try:
+        return mlflow_module.get_run(run_id).info.experiment_id == experiment_id
+    except mlflow_module.exceptions.MlflowException:
+        return False
+
+
 @contextmanager
 def config_stage_run(cfg: Config, stage: str, *, pipeline: str, method: str = "",
-                     data_paths: tuple[str, ...] = (), system_metrics: bool = False) -> Iterator[StageRun]:
+                     data_paths: tuple[str, ...] = (), system_metrics: bool = False,
+                     resume_run_id: str | None = None) -> Iterator[StageRun]:
     """``stage_run`` with tags and params taken from the resolved configuration."""
     dataset = cfg.voc_dataset if pipeline == "wsss" else cfg.sod_dataset
     with stage_run(stage, pipeline=pipeline, dataset=dataset, profile=cfg.profile, params=cfg.to_dict(),
                    method=method, data_paths=data_paths, enabled=cfg.tracking.enabled,
-                   system_metrics=system_metrics) as run:
+                   system_metrics=system_metrics, resume_run_id=resume_run_id) as run:
         yield run

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wsss.config import MAX_SWEEP_THRESHOLDS
 from wsss.data.cam_files import cam_path, load_cams
 from wsss.data.classes import IGNORE_INDEX, NUM_VOC_CLASSES, VOC_CLASSES
 from wsss.io import read_id_list, read_label_png
@@ -97,9 +98,12 @@ def evaluate_cam_dir(cam_dir: str | Path, gt_dir: str | Path, ids: IdList = None
 
 def sweep_thresholds(start: float, stop: float, step: float) -> list[float]:
     """Thresholds start, start + step, ... below stop, rounded to 6 decimals (0.0, 0.6, 0.01 → 60 values)."""
-    if step <= 0 or stop <= start:
-        raise ValueError(f"bad threshold sweep ({start}, {stop}, {step}): need start < stop and step > 0")
+    if not (step > 0 and 0 <= start < stop <= 1):
+        raise ValueError(f"bad threshold sweep ({start}, {stop}, {step}): need 0 <= start < stop <= 1 and step > 0")
     count = int(np.ceil(round((stop - start) / step, 6)))
+    if count > MAX_SWEEP_THRESHOLDS:
+        raise ValueError(f"threshold sweep ({start}, {stop}, {step}) has {count} thresholds; "
+                         f"at most {MAX_SWEEP_THRESHOLDS} (a larger step)")
     return [round(start + i * step, 6) for i in range(count)]
 
 

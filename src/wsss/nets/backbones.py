@@ -214,7 +214,12 @@ class WeightsReport:
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A ``.pth`` state dict, also when nested under ``state_dict``/``model`` or saved from DataParallel."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a corrupt or foreign file
+        raise ValueError(f"{path}: not a readable PyTorch state dict ({error})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: holds a {type(state).__name__}, not a state dict")
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -49,8 +49,6 @@ def _path_signature(path: Path) -> list:
 def load_trained(model, path: str | Path):
     """Load a state dict written by ``wsss.engine.train`` into ``model``; errors name the file (missing,
     unreadable, or the weights of another network, e.g. a ``cam`` model read with ``method=seam``)."""
-    import pickle
-
     import torch
 
     path = Path(path)
@@ -58,7 +56,7 @@ def load_trained(model, path: str | Path):
         raise FileNotFoundError(f"{path}: trained weights missing; run the training stage first")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
+    except Exception as error:  # torch raises many types for a corrupt or foreign file
         raise ValueError(f"{path}: not a readable state dict ({error})") from None
     try:
         model.load_state_dict(state)
@@ -74,7 +72,7 @@ def train_stage(cfg, stage: str, build_model, loss_fn, dataset, section, out: st
     """Train a model of ``stage`` in the shared engine and publish its weights at ``out`` (rank 0).
 
     Seeds before ``build_model()`` so the initial weights are reproducible; the checkpoint sits
-    beside ``out`` so that rerunning the same command resumes an interrupted run. ``settings``
+    beside ``out`` so that rerunning the same command resumes an interrupted run, in the same MLflow run. ``settings``
     override fields of the engine's ``TrainSettings`` (e.g. the schedule); ``config`` (the method's
     own settings) and ``collate_fn`` go to ``wsss.engine.train``. With ``model_input_size``, the trained
     network is also logged as an MLflow model (the pipeline's final model), with a 1×3×size×size example.
@@ -83,15 +81,19 @@ def train_stage(cfg, stage: str, build_model, loss_fn, dataset, section, out: st
 
     import numpy as np
 
-    from wsss.engine import TrainSettings, seed_everything, train
+    from wsss.engine import TrainSettings, checkpoint_run_id, seed_everything, train
+    from wsss.io import check_output_file
     from wsss.tracking import config_stage_run, is_rank_zero
 
+    check_output_file(out)
+    train_settings = TrainSettings.from_config(section, cfg.runtime, cfg.seed, **settings)
+    seed_everything(cfg.seed)
+    model = build_model()
+    resumed_run = checkpoint_run_id(model, dataset, train_settings, Path(out).parent, config)
     with config_stage_run(cfg, stage, pipeline=pipeline, method=cfg.method if method is None else method,
-                          data_paths=data_paths, system_metrics=True) as tracked:
-        seed_everything(cfg.seed)
-        model = build_model()
-        model_path = train(model, loss_fn, dataset, TrainSettings.from_config(section, cfg.runtime, cfg.seed, **settings),
-                           Path(out).parent, tracked, config=config, collate_fn=collate_fn)
+                          data_paths=data_paths, system_metrics=True, resume_run_id=resumed_run) as tracked:
+        model_path = train(model, loss_fn, dataset, train_settings, Path(out).parent, tracked, config=config,
+                           collate_fn=collate_fn)
         if is_rank_zero():
             os.replace(model_path, out)
             tracked.log_artifact(out, "model")

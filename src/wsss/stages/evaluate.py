@@ -13,13 +13,15 @@ from pathlib import Path
 
 from wsss.io import write_json
 from wsss.stages.common import has_params, stage_config
-from wsss.tracking import stage_run
+from wsss.tracking import require_server, stage_run
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = stage_config(args) if has_params(args) else None
     tracking = not args.no_track and (cfg.tracking.enabled if cfg else True)
     workers = args.workers or (cfg.evaluate.workers if cfg else 2)
+    if tracking:
+        require_server()  # before any work: a result is written only when its run can be logged
     if args.evaluate_command == "segmentation":
         result, draw, metrics = _segmentation(args, cfg, workers)
         pipeline, dataset = "wsss", cfg.voc_dataset if cfg else "external"

@@ -45,10 +45,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = stage_config(args)
     rows = ablation_rows(cfg, Path(args.results))
     table = markdown_table(rows, cfg.voc_dataset)
-    write_json(args.out, {"dataset": cfg.voc_dataset, "profile": cfg.profile, "rows": rows})
-    with atomic_path(args.table) as tmp:
-        tmp.write_text(table)
     with config_stage_run(cfg, "seam_ablation", pipeline="wsss", method="seam") as tracked:
+        write_json(args.out, {"dataset": cfg.voc_dataset, "profile": cfg.profile, "rows": rows})
+        with atomic_path(args.table) as tmp:
+            tmp.write_text(table)
         for k, row in enumerate(rows):
             tracked.log_metrics({f"row{k}/miou": row["miou"], f"row{k}/equivariance_error": row["equivariance_error"]})
         tracked.log_artifact(args.out)

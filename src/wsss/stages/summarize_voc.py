@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
         "cam_equivariance_error": equivariance["equivariance_error"],
         "config_hash": config_hash(cfg.to_dict()),
     }
-    write_json(args.out, summary)
     with config_stage_run(cfg, "summarize_voc", pipeline="wsss", method=cfg.method) as tracked:
+        write_json(args.out, summary)
         tracked.log_metrics({key: summary[key] for key in ("miou", "cam_miou", "pseudo_miou", "cam_equivariance_error")})
         tracked.log_artifact(args.out)
     print(json.dumps({key: value for key, value in summary.items() if key != "per_class"}, indent=2))
