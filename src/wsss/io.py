@@ -186,6 +186,23 @@ def save_label_png(path: str | Path, labels: np.ndarray) -> None:
     image.save(path, optimize=False)
 
 
+def read_grey(path: str | Path) -> np.ndarray:
+    """A grey image on the 0..255 scale: uint8 for 8-bit, 1-bit, palette and colour files (PIL's conversion),
+    float64 for 16-bit files (``value · 255 / 65535``, every level kept). Float images are refused."""
+    try:
+        with Image.open(path) as image:
+            if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+                values = np.asarray(image)
+                if values.min() < 0 or values.max() > 65535:
+                    raise ValueError(f"{image.mode} values {values.min()}..{values.max()} are not 16-bit")
+                return values.astype(np.float64) * (255 / 65535)
+            if image.mode == "F":
+                raise ValueError("a 32-bit float image; save maps as 8- or 16-bit PNGs")
+            return np.asarray(image if image.mode == "L" else image.convert("L"))
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"{path}: cannot read image ({error})") from error
+
+
 def read_label_png(path: str | Path) -> np.ndarray:
     """Read a label PNG as class indices (PIL, never OpenCV: palette colours are not indices)."""
     try:

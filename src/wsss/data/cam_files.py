@@ -48,7 +48,10 @@ def load_cams(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     else:
         raise ValueError(f"{path}: unknown CAM file type; expected <id>.npz (wsss) or <id>.npy (psa/SEAM/irn dict)")
     keys, cams = _checked(path, keys, cams)
-    return keys, cams.astype(np.float32, copy=False)
+    cams = cams.astype(np.float32, copy=False)
+    if not np.isfinite(cams).all():
+        raise ValueError(f"{path}: CAM scores hold {np.count_nonzero(~np.isfinite(cams))} NaN or infinite values")
+    return keys, cams
 
 
 def cam_path(cam_dir: str | Path, image_id: str) -> Path:

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-from PIL import Image
 
 from wsss.data.download import RESOURCES, download
-from wsss.data.voc import DatasetError, map_with_progress, raise_if_errors, read_image_size
-from wsss.io import atomic_path, write_json
+from wsss.data.voc import DatasetError, map_with_progress, raise_if_errors, check_image
+from wsss.io import atomic_path, read_grey, write_json
 
 SOD_TRAIN_SETS = ("DUTS-TR",)
 SOD_TEST_SETS = ("ECSSD", "PASCAL-S", "DUTS-TE", "HKU-IS", "DUT-OMRON", "THUR15K")
@@ -81,20 +80,21 @@ def find_sod_dirs(root: str | Path, name: str, list_file: str | None = None) -> 
 
 
 def read_sod_mask(path: str | Path) -> np.ndarray:
-    """HxW uint8 saliency mask, 8-bit grey via PIL ``convert("L")`` (1-bit PNGs become 0/255)."""
+    """HxW uint8 saliency mask on the 0..255 scale (``wsss.io.read_grey``: 1-bit PNGs become 0/255, 16-bit
+    ones are rescaled, not clipped)."""
     try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("L"))
-    except (OSError, SyntaxError) as error:
-        raise DatasetError(f"{path}: unreadable mask ({error})") from error
+        grey = read_grey(path)
+    except ValueError as error:
+        raise DatasetError(f"unreadable mask: {error}") from error
+    return grey if grey.dtype == np.uint8 else np.rint(grey).astype(np.uint8)
 
 
 def _check_pair(pair: tuple[str, Path, Path]) -> str | None:
-    """None if image and mask headers are readable and of one size, else the problem."""
+    """None if image and mask decode completely and are of one size, else the problem."""
     _, image, mask = pair
     try:
-        image_size = read_image_size(image)
-        mask_size = read_image_size(mask)
+        image_size = check_image(image)
+        mask_size = check_image(mask)
     except DatasetError as error:
         return str(error)
     if image_size != mask_size:

@@ -91,13 +91,14 @@ def find_mask(root: str | Path, image_id: str, mask_dirs: Iterable[str] = MASK_D
     return None
 
 
-def read_image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) from the image header, without decoding the pixels."""
+def check_image(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image that decodes completely (a file truncated after its header is an error)."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: image missing")
     try:
         with Image.open(path) as image:
+            image.load()
             return image.size
     except (OSError, SyntaxError) as error:
         raise DatasetError(f"{path}: unreadable image ({error})") from error
@@ -286,7 +287,7 @@ def _inspect(task: tuple) -> tuple:
     """Check one id; return (id, mask labels or None, xml labels or None, error message or None)."""
     root, image_id, mask_required, read_xml, mask_dirs = task
     try:
-        size = read_image_size(image_path(root, image_id))
+        size = check_image(image_path(root, image_id))
         mask_labels = xml_labels = None
         mask_file = find_mask(root, image_id, mask_dirs)
         if mask_file is not None:
@@ -325,7 +326,7 @@ def prepare_voc(root: str | Path, out_dir: str | Path, splits: Iterable[str] = (
                 workers: int = 1, progress: bool = True, mask_dirs: Iterable[str] = MASK_DIRS) -> dict:
     """Validate a VOC2012 tree and write ``<split>.txt``, ``cls_labels.npy`` and ``dataset.json`` to ``out_dir``.
 
-    Every listed image must exist with a readable header. Every mask found (``mask_dirs`` in order
+    Every listed image must exist and decode completely (in parallel over ``workers``). Every mask found (``mask_dirs`` in order
     of preference) is decoded and must match its image's size and hold only 0..20 and 255; ids of
     the ``check_masks_for`` splits must have one. ``label_source``: "xml" (Annotations, falling back
     to the mask with a warning), "mask", or the path of a ``cls_labels.npy``. Each file is written

@@ -12,7 +12,8 @@ Columns (each the mean over images):
   in this column, LDF's skip rule (``main.m`` L75) applies: an image whose prediction or
   ground truth is all zero scores 0 but still counts.
 
-Inputs are read as 8-bit grey and prepared by pysodmetrics (prediction min-max normalised,
+Inputs are read on the 0..255 grey scale (16-bit maps keep every level, ``wsss.io.read_grey``) and
+prepared by pysodmetrics (prediction min-max normalised,
 ground truth > 128). ``curves`` holds the image-averaged precision, recall and F curves
 for binarisation thresholds 0..255 (pixel ≥ threshold), for plots.
 """
@@ -21,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import py_sod_metrics as psm
-from PIL import Image
 from py_sod_metrics.utils import prepare_data
 
+from wsss.io import read_grey
 from wsss.metrics.segmentation import map_chunks
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -77,15 +78,6 @@ def ldf_emeasure(emeasure: "psm.Emeasure", pred: np.ndarray, gt: np.ndarray) -> 
     emeasure.gt_fg_numel = np.count_nonzero(gt)
     emeasure.gt_size = gt.size
     return float(emeasure.cal_em_with_threshold(pred, gt, threshold=np.nextafter(2 * pred.mean(), np.inf)))
-
-
-def read_grey(path: Path) -> np.ndarray:
-    """An image as an 8-bit grey array (PIL conversion for 1-bit, palette or colour files)."""
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image if image.mode == "L" else image.convert("L"))
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"{path}: cannot read image ({error})") from error
 
 
 def _score_chunk(pairs: list[tuple[Path, Path]]) -> dict:
