@@ -8,7 +8,11 @@ import torch.nn.functional as F
 from conftest import SHARED_DATA
 from PIL import Image
 
-from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from wsss.data.ldf import normalise
+from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_image, train_transform
+from wsss.infer.cam import multiscale_cam
+from wsss.infer.saliency import _input as saliency_input
+from wsss.infer.segment import multiscale_logits
 from wsss.nets.backbones import (NAMES, WHERE_TO_GET, build_backbone, input_statistics, model_statistics,
                                  read_state_dict)
 from wsss.nets.cam import CAMNet
@@ -16,6 +20,7 @@ from wsss.nets.deeplab import build_segmenter
 from wsss.nets.efficientnet import LITE_MEAN, LITE_STD, packaged_weights, timm_state_dict
 from wsss.nets.ldf import build_ldf
 from wsss.nets.seam import SEAMNet
+from wsss.runtime import Runtime
 
 pytest.importorskip("timm")
 
@@ -140,6 +145,31 @@ def test_classifier_weights_carry_over_to_deeplab(tmp_path):
     x = image()
     with torch.no_grad():
         torch.testing.assert_close(deeplab.backbone(x)["out"], classifier.backbone(x)["out"])
+
+
+def test_training_and_inference_inputs_are_normalised_with_the_backbones_statistics():
+    """(x / 255 − 0.5) / 0.5 for a Lite, in the training transform, LDF's data and the three inference paths."""
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    expected = torch.from_numpy(pixels).permute(2, 0, 1).float() / 127.5 - 1
+    mean, std = input_statistics("efficientnet_lite0")
+    torch.testing.assert_close(train_transform(32, flip=False, mean=mean, std=std)(to_image(pixels)), expected)
+    torch.testing.assert_close(torch.from_numpy(normalise(pixels, mean, std)).permute(2, 0, 1), expected)
+
+    seen = []
+    record = lambda module, inputs: seen.append(inputs[0][0])  # noqa: E731
+    fp32 = Runtime(torch.device("cpu"), "fp32")
+    cam_net = CAMNet(build_backbone("efficientnet_lite0", output_stride=16)).eval()
+    deeplab = build_segmenter("deeplab_v2", "efficientnet_lite0", output_stride=16, aspp_rates=(1,)).eval()
+    ldf = build_ldf("efficientnet_lite0", width=8).eval()
+    for net in (cam_net, deeplab, ldf):
+        net.backbone.conv_stem.register_forward_pre_hook(record)
+    multiscale_cam(cam_net, pixels, [0], scales=(1.0,), flip=False, norm="max", runtime=fp32)
+    with torch.no_grad():
+        multiscale_logits(deeplab, pixels, (1.0,), False, fp32)
+        ldf(saliency_input(pixels, 32, fp32, ldf))
+    assert len(seen) == 3
+    for x in seen:
+        torch.testing.assert_close(x, expected)
 
 
 # ---------------------------------------------------------------- the ImageNet weights on a real photograph
