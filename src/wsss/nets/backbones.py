@@ -320,8 +320,9 @@ def build_backbone(name: str, weights: str = "", output_stride: int = 8,
     """A backbone by name, with its weights loaded and its frozen parts frozen.
 
     ``frozen_bn`` / ``frozen_stages`` default to the psa/SEAM setting (all BN frozen, the first 2 stages:
-    ResNet-38 conv1a and b2–b2_2, torchvision conv1/bn1 and layer1, EfficientNet stem to ``blocks.1``) when ``weights`` are given, and to
-    nothing frozen when training from scratch (``weights=""``). The load report is kept in ``.weights_report``.
+    ResNet-38 conv1a and b2–b2_2, torchvision conv1/bn1 and layer1, EfficientNet stem to ``blocks.1``) when
+    ``weights`` are given, and to nothing frozen when training from scratch (``weights=""``). The load report
+    is kept in ``.weights_report``.
     """
     if output_stride not in (8, 16, 32):
         raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
