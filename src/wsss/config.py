@@ -3,7 +3,8 @@
 ``params.yaml`` is the one configuration of Snakemake (``configfile:``), DVC (``params:``) and the
 CLI. Its top-level sections hold the published settings of the papers (``../shared/reference``);
 ``profiles.<name>`` holds overrides, and the key ``profile`` picks one (``smoke`` shrinks the
-pipeline to the synthetic CPU benchmark, ``lite`` runs ImageNet-pretrained EfficientNet-Lite0 on a CPU). ``--set a.b=value`` overrides come last.
+pipeline to the synthetic CPU benchmark, ``lite`` runs ImageNet-pretrained EfficientNet-Lite0 on a
+CPU). ``--set a.b=value`` overrides come last.
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ from wsss.data.voc import DatasetError
 
 
 
-def normalise(image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> np.ndarray:
+def normalise(image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN,
+              std: Sequence[float] = IMAGENET_STD) -> np.ndarray:
     """HxWx3 uint8 RGB → float32 with ``mean`` and ``std`` (of [0, 1] pixels; the ImageNet ones by default)."""
     return (image.astype(np.float32) - np.float32(mean) * 255) / (np.float32(std) * 255)
 
@@ -71,8 +72,9 @@ class LDFTrainSet(Dataset):
         body = _read_map(self.labels / set_name / "body" / f"{name}.png", mask.shape) if body_branch == "body" else mask
         detail = (_read_map(self.labels / set_name / "detail" / f"{name}.png", mask.shape) if detail_branch == "detail"
                   else edge_map(mask))
-        sample = {"image": normalise(image, self.mean, self.std), **{key: value.astype(np.float32) / 255 for key, value in
-                                                (("mask", mask), ("body", body), ("detail", detail))}}
+        targets = {"mask": mask, "body": body, "detail": detail}
+        sample = {"image": normalise(image, self.mean, self.std),
+                  **{key: value.astype(np.float32) / 255 for key, value in targets.items()}}
         sample = random_crop(sample)
         if torch.rand(()) < 0.5:
             sample = {key: value[:, ::-1] for key, value in sample.items()}

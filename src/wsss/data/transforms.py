@@ -4,8 +4,9 @@ Conventions of the official code (reference ``wsss-methods.md`` §2, §9):
 
 * classifier training (psa/SEAM ``train_cls.py``): random resize of the long side to
   [low, high] (bicubic), horizontal flip, colour jitter on the image, normalisation (the ImageNet
-  mean/std unless the backbone has its own, ``wsss.nets.backbones.input_statistics``), then a random crop that pads with 0 *after* normalisation, i.e. with the mean colour
-  (psa ``tool/imutils.py`` RandomResizeLong, RandomCrop);
+  mean/std unless the backbone has its own, ``wsss.nets.backbones.input_statistics``), then a random
+  crop that pads with 0 *after* normalisation, i.e. with the mean colour (psa ``tool/imutils.py``
+  RandomResizeLong, RandomCrop);
 * DeepLab training (deeplab-pytorch ``libs/datasets/base.py``, SEAM's segmentation codebase):
   a random scale factor in [low, high] (bilinear) instead, padding the label with 255.
 
@@ -83,8 +84,9 @@ def train_transform(crop: int, *, resize_long: Sequence[int] | None = None,
     """The training augmentation: resize (long side or scale factor) → flip → jitter → normalise → crop.
 
     Give ``resize_long`` (psa/SEAM classifier) or ``scale_range`` (DeepLab), or neither to keep
-    the size; ``mean``/``std`` are the backbone's input normalisation. The crop pads the image with 0 after normalisation (the mean colour) and the mask
-    with 255, and places a smaller image at a random position (psa ``RandomCrop``).
+    the size; ``mean``/``std`` are the backbone's input normalisation. The crop pads the image with 0
+    after normalisation (the mean colour) and the mask with 255, and places a smaller image at a random
+    position (psa ``RandomCrop``).
     Call it as ``transform(image)`` or ``transform(image, mask)``.
     """
     if resize_long is not None and scale_range is not None:

@@ -33,12 +33,13 @@ from wsss.data.cam_files import NUM_FOREGROUND, save_cams
 from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from wsss.data.voc import image_path
 from wsss.infer import read_rgb
-from wsss.nets.backbones import model_statistics
 from wsss.io import atomic_path
+from wsss.nets.backbones import model_statistics
 from wsss.runtime import Runtime
 
 
-def scaled_views(image: np.ndarray, scales, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> dict[tuple[int, int], list[torch.Tensor]]:
+def scaled_views(image: np.ndarray, scales, mean=IMAGENET_MEAN,
+                 std=IMAGENET_STD) -> dict[tuple[int, int], list[torch.Tensor]]:
     """3×h×w tensors of the image at each scale, normalised with ``mean``/``std``, grouped by size so equal
     sizes share a batch.
 

@@ -1,6 +1,6 @@
 """Saliency inference of LDF (the reference's ``test.py``, ldf.md §5): resize, predict, upsample, PNG.
 
-Each image is normalised (as the model's backbone expects), resized to ``size``×``size`` (bilinear), and the logits are upsampled
+Each image is normalised, resized to ``size``×``size`` (bilinear), and the logits are upsampled
 inside the network straight to the original size; ``sigmoid × 255``, rounded, is written as an
 8-bit grey PNG (callers make ``out_dir`` atomic). ``maps="decoupled"`` writes the second iteration's body and detail maps instead
 (``body/``, ``detail/``): the coarse model's targets for the fine stage (``train-coarse/test.py``).

@@ -75,7 +75,8 @@ def timm_state_dict(state: dict[str, torch.Tensor], stage_lengths: list[int]) ->
         else:
             module, _, tensor = key.partition(".")
             if module not in TOP_NAMES:
-                raise ValueError(f"{key}: not an EfficientNet-PyTorch key (expected {', '.join(TOP_NAMES)} or _blocks.N)")
+                raise ValueError(f"{key}: not an EfficientNet-PyTorch key "
+                                 f"(expected {', '.join(TOP_NAMES)} or _blocks.N)")
             renamed[f"{TOP_NAMES[module]}.{tensor}"] = value
     return renamed
 
