@@ -27,6 +27,21 @@ def test_smoke_profile_overrides_paper_settings():
     assert smoke.voc_dataset == "synthetic-voc" and paper.voc_dataset == "voc2012"
 
 
+def test_lite_profile_runs_pretrained_lite0_everywhere_and_one_key_swaps_in_the_synthetic_voc():
+    lite = resolve(raw_params(), ["profile=lite"])
+    for section in (lite.train_cls, lite.train_seg, lite.ldf):
+        assert (section.backbone, section.weights) == ("efficientnet_lite0", "imagenet")
+    assert lite.train_cls.output_stride == lite.train_seg.output_stride == 16
+    assert lite.voc.root == "data/raw/VOCdevkit/VOC2012" and lite.voc.sbd_root == "data/raw/benchmark_RELEASE/dataset"
+    assert lite.voc_dataset == "voc2012"
+    synthetic = resolve(raw_params(), ["profile=lite", "voc.source=synthetic"])
+    assert (synthetic.voc.root, synthetic.voc.sbd_root, synthetic.voc_dataset) == ("data/synth/voc", "", "synthetic-voc")
+    assert synthetic.train_cls == lite.train_cls  # only the data changes
+    assert resolve(raw_params()).voc.source == "synthetic"  # the smoke profile's data
+    seam = resolve(raw_params(), ["profile=lite", "method=seam"])
+    assert seam.network == "seam" and seam.train_cls.output_stride == 16
+
+
 def test_paper_profile_carries_published_settings():
     paper = resolve(raw_params(), ["profile=paper"])
     assert paper.infer_cam.scales == (0.5, 1.0, 1.5, 2.0)
@@ -36,6 +51,7 @@ def test_paper_profile_carries_published_settings():
     assert paper.seam.rescale == 0.3 and paper.seam.ohem_ratio == 0.2
     assert paper.ldf.train_sizes == (224, 256, 288, 320, 352) and paper.ldf.epochs == 48
     assert paper.evaluate.bg_sweep == (0.0, 0.6, 0.01)
+    assert paper.train_cls.output_stride == paper.train_seg.output_stride == 8
 
 
 def test_set_overrides_win_over_the_profile():
@@ -63,9 +79,12 @@ def test_override_values_are_yaml():
         ("infer_cam.norm=mean", r"infer_cam\.norm: must be one of max, minmax"),
         ("train_cls.resize_long=[1, 2, 3]", r"train_cls\.resize_long: expected a list of 2 values"),
         ("evaluate.bg_threshold=1.5", r"evaluate\.bg_threshold must be in \[0, 1\]"),
-        ("profile=huge", r"profile must be one of smoke, paper"),
+        ("profile=huge", r"profile must be one of smoke, lite, paper"),
         ("synth_voc.train=0", r"synth_voc\.train"),
         ("train_seg.aspp_rates=[6, 0]", r"train_seg\.aspp_rates must be dilations >= 1"),
+        ("train_cls.output_stride=32", r"train_cls\.output_stride must be 8 or 16"),
+        ("voc.source=sbd", r"voc\.source: must be one of voc2012, synthetic"),
+        ("train_seg.backbone=efficientnet_b0", r"train_seg\.backbone: must be one of .*efficientnet_lite0"),
     ],
 )
 def test_bad_values_name_the_key(override, message):

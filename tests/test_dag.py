@@ -146,6 +146,23 @@ def test_the_profile_switch_reaches_every_stage(project):
     assert "synth_voc" not in out  # no synthetic data in the paper profile
 
 
+def test_the_lite_profile_plans_the_voc_chain_and_one_key_swaps_in_the_synthetic_voc(project):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    missing = subprocess.run(["snakemake", "-n", "--cores", "1", "results/voc_miou.json", "--config", "profile=lite"],
+                             cwd=project, env=env, capture_output=True, text=True)
+    assert missing.returncode != 0 and "VOCtrainval_11-May-2012.tar" in missing.stdout + missing.stderr
+
+    out = run(["snakemake", "-n", "--cores", "1", "results/voc_miou.json", "--config", "profile=lite",
+               "voc={source: synthetic}", "--printshellcmds"], project)
+    flags = "--set profile=lite --set voc.source=synthetic"
+    assert f"wsss data synth-voc --out data/synth/voc --workers 1 {flags}" in out
+    assert f"wsss train-cls --voc data/prepared/voc --out models/cam/classifier/model.pt {flags} --set method=cam" in out
+    assert "--gt data/synth/voc/SegmentationClass" in out and "results/synthetic-voc/cam/seg_miou.json" in out
+    assert planned_rules(project, "results/voc_miou.json", "--config", "profile=lite", "voc={source: synthetic}") == {
+        "synth_voc", "prepare_voc", "train_cls", "infer_cam", "eval_equivariance", "eval_cam", "crf", "eval_pseudo",
+        "train_seg", "infer_seg", "eval_seg", "summarize_voc"}
+
+
 @pytest.mark.slow
 def test_the_seam_chain_and_the_ablation_run_side_by_side_with_cam(project):
     params = yaml.safe_load((project / "params.yaml").read_text())

@@ -3,7 +3,8 @@
 ``params.yaml`` is the one configuration of Snakemake (``configfile:``), DVC (``params:``) and the
 CLI. Its top-level sections hold the published settings of the papers (``../shared/reference``);
 ``profiles.<name>`` holds overrides, and the key ``profile`` picks one (``smoke`` shrinks the
-pipeline to the synthetic CPU benchmark). ``--set a.b=value`` overrides come last.
+pipeline to the synthetic CPU benchmark, ``lite`` runs ImageNet-pretrained EfficientNet-Lite0 on a
+CPU). ``--set a.b=value`` overrides come last.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any, Literal
 
 import yaml
 
-PROFILES = ("smoke", "paper")
+PROFILES = ("smoke", "lite", "paper")
+SYNTHETIC_VOC_ROOT = "data/synth/voc"   # where the synth_voc rule writes the synthetic VOC (voc.source: synthetic)
 MAX_IMAGES = 1_000_000        # synthetic set sizes: beyond VOC + SBD and DUTS many times over
 MAX_IMAGE_SIZE = 4096         # synthetic image side, pixels
 MAX_SWEEP_THRESHOLDS = 1000   # background thresholds of one CAM sweep (0.001 apart over [0, 1])
@@ -75,15 +77,22 @@ class TrackingConfig:
 
 @dataclass(frozen=True)
 class VOCDataConfig:
-    """Where VOC2012 (+ SBD for train_aug) lives and how image-level labels are derived."""
+    """Where VOC2012 (+ SBD for train_aug) lives and how image-level labels are derived.
+
+    ``source: synthetic`` swaps in the synthetic VOC: :func:`resolve` then sets ``root`` to
+    :data:`SYNTHETIC_VOC_ROOT` and ``sbd_root`` to "" (the generated tree has its own train_aug).
+    """
 
     root: str
     sbd_root: str
     label_source: str
     download: bool
+    source: Literal["voc2012", "synthetic"] = "voc2012"
 
     def __post_init__(self):
         _require(bool(self.root), "root must not be empty")
+        _require(self.source == "voc2012" or (self.root, self.sbd_root) == (SYNTHETIC_VOC_ROOT, ""),
+                 f"source synthetic reads {SYNTHETIC_VOC_ROOT} only, got root {self.root!r}, sbd_root {self.sbd_root!r}")
         _require(self.label_source in ("xml", "mask") or self.label_source.endswith(".npy"),
                  f"label_source must be 'xml', 'mask' or a path to a cls_labels .npy file, got {self.label_source!r}")
 
@@ -221,7 +230,8 @@ class EvaluateConfig:
 class TrainClsConfig:
     """CAM classifier training (psa/SEAM train_cls; reference §2)."""
 
-    backbone: Literal["resnet38d", "resnet50", "resnet101", "small", "tiny"]
+    backbone: Literal["resnet38d", "resnet50", "resnet101", "small", "tiny",
+                      "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
     weights: str
     crop: int
     batch: int
@@ -233,8 +243,10 @@ class TrainClsConfig:
     polyoptimizer_bug: bool
     resize_long: tuple[int, int]
     color_jitter: tuple[float, float, float, float]
+    output_stride: int = 8   # psa/SEAM ResNet-38: 8; 16 halves the cost of the dilated stages
 
     def __post_init__(self):
+        _require(self.output_stride in (8, 16), f"output_stride must be 8 or 16, got {self.output_stride}")
         _at_least(self, 16, "crop")
         _at_least(self, 1, "batch", "epochs")
         _above(self, 0, "lr")
@@ -280,7 +292,8 @@ class TrainSegConfig:
     """DeepLab retraining on pseudo labels (reference §9)."""
 
     arch: Literal["deeplab_v2", "deeplab_v1"]
-    backbone: Literal["resnet101", "resnet38d", "resnet50", "small", "tiny"]
+    backbone: Literal["resnet101", "resnet38d", "resnet50", "small", "tiny",
+                      "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
     weights: str
     crop: int
     batch: int
@@ -290,8 +303,10 @@ class TrainSegConfig:
     weight_decay: float
     scale_range: tuple[float, float]
     aspp_rates: tuple[int, ...] = (6, 12, 18, 24)   # deeplab_v2's ASPP dilations (for the 41×41 map of a 321 crop)
+    output_stride: int = 8   # DeepLab-v2: 8
 
     def __post_init__(self):
+        _require(self.output_stride in (8, 16), f"output_stride must be 8 or 16, got {self.output_stride}")
         _at_least(self, 16, "crop")
         _at_least(self, 1, "batch", "iterations")
         _above(self, 0, "lr")
@@ -383,7 +398,7 @@ SUPERVISIONS = ("body_detail", "body_edge", "saliency_detail", "saliency_edge")
 class LDFConfig:
     """LDF training and testing (ldf.md §2–5); ``supervision`` picks the two branches' targets (Table 5)."""
 
-    backbone: Literal["resnet50", "small"]
+    backbone: Literal["resnet50", "small", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
     weights: str
     width: int
     batch: int
@@ -412,7 +427,7 @@ class LDFConfig:
 class Config:
     """The resolved configuration of one pipeline invocation."""
 
-    profile: Literal["smoke", "paper"]
+    profile: Literal["smoke", "lite", "paper"]
     method: str                          # a name under ``methods``: the folder name of its models, CAMs, results
     network: Literal["cam", "seam"]      # what that method trains: CAMNet + soft-margin loss, or SEAM
     seed: int
@@ -441,7 +456,7 @@ class Config:
     @property
     def voc_dataset(self) -> str:
         """Dataset name used in experiment names and result paths."""
-        return "synthetic-voc" if self.profile == "smoke" else "voc2012"
+        return "synthetic-voc" if self.voc.source == "synthetic" else "voc2012"
 
     @property
     def sod_dataset(self) -> str:
@@ -507,6 +522,7 @@ def resolve(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     names the ``network`` it trains and overrides any section with that method's published settings (SEAM
     trains at lr 0.01, batch 8, where psa's CAM trains at 0.1, 16); the profile then scales any key to its
     data and hardware (the smoke profile's crops, batches and from-scratch lr hold for every method).
+    ``voc.source: synthetic`` then points ``voc.root`` at the synthetic VOC (:class:`VOCDataConfig`).
     """
     override = {}
     for text in overrides:
@@ -528,6 +544,8 @@ def resolve(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> Config:
         raise ConfigError(f"methods.{method}: expected a mapping with a network key (cam or seam)")
     resolved = deep_merge(deep_merge(deep_merge(chosen, entry), profiles.get(profile) or {}), override)
     resolved.pop("methods", None)
+    if isinstance(resolved.get("voc"), dict) and resolved["voc"].get("source") == "synthetic":
+        resolved["voc"] = {**resolved["voc"], "root": SYNTHETIC_VOC_ROOT, "sbd_root": ""}
     cfg = build(Config, resolved, "")
     unknown = [row.method for row in cfg.seam_ablation if row.method not in methods]
     if unknown:

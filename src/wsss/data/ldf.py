@@ -1,7 +1,7 @@
 """LDF's training data (the reference's ``dataset.py``, ldf.md §3–4): image, mask and the two branch targets.
 
-A sample is read at full resolution, normalised (ImageNet mean/std; targets divided by 255, so
-they stay soft), randomly cropped (up to 1/8 of each side removed) and flipped. The batch is
+A sample is read at full resolution, normalised (the backbone's mean/std, ImageNet's by default;
+targets divided by 255, so they stay soft), randomly cropped (up to 1/8 of each side removed) and flipped. The batch is
 resized to one size drawn per batch from ``train_sizes`` by :class:`MultiScaleCollate`
 (bilinear, aspect ratio not kept, as the reference's ``collate``). Randomness comes from torch's
 global generator, which the engine seeds per sample; the batch size is drawn from the first
@@ -29,13 +29,12 @@ from wsss.data.sod import prepared_pairs, read_sod_mask
 from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from wsss.data.voc import DatasetError
 
-_MEAN = np.float32(IMAGENET_MEAN) * 255
-_STD = np.float32(IMAGENET_STD) * 255
 
 
-def normalise(image: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8 RGB → float32 with the ImageNet mean and std."""
-    return (image.astype(np.float32) - _MEAN) / _STD
+def normalise(image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN,
+              std: Sequence[float] = IMAGENET_STD) -> np.ndarray:
+    """HxWx3 uint8 RGB → float32 with ``mean`` and ``std`` (of [0, 1] pixels; the ImageNet ones by default)."""
+    return (image.astype(np.float32) - np.float32(mean) * 255) / (np.float32(std) * 255)
 
 
 def _read_map(path: Path, shape: tuple[int, int]) -> np.ndarray:
@@ -48,10 +47,12 @@ def _read_map(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 
 class LDFTrainSet(Dataset):
-    """Training samples of the SOD ``sets`` as dicts of float32 arrays: image (HxWx3), mask, body, detail (HxW)."""
+    """Training samples of the SOD ``sets`` as dicts of float32 arrays: image (HxWx3), mask, body, detail (HxW);
+    the image normalised with ``mean``/``std`` (the backbone's)."""
 
-    def __init__(self, prepared: str | Path, sets: Sequence[str], labels: str | Path, supervision: str = "body_detail"):
-        self.labels, self.supervision = Path(labels), supervision
+    def __init__(self, prepared: str | Path, sets: Sequence[str], labels: str | Path, supervision: str = "body_detail",
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
+        self.labels, self.supervision, self.mean, self.std = Path(labels), supervision, mean, std
         self.samples = [(name, image, mask, set_name) for set_name in sets
                         for name, image, mask in prepared_pairs(prepared, set_name)]
         if not self.samples:
@@ -71,8 +72,9 @@ class LDFTrainSet(Dataset):
         body = _read_map(self.labels / set_name / "body" / f"{name}.png", mask.shape) if body_branch == "body" else mask
         detail = (_read_map(self.labels / set_name / "detail" / f"{name}.png", mask.shape) if detail_branch == "detail"
                   else edge_map(mask))
-        sample = {"image": normalise(image), **{key: value.astype(np.float32) / 255 for key, value in
-                                                (("mask", mask), ("body", body), ("detail", detail))}}
+        targets = {"mask": mask, "body": body, "detail": detail}
+        sample = {"image": normalise(image, self.mean, self.std),
+                  **{key: value.astype(np.float32) / 255 for key, value in targets.items()}}
         sample = random_crop(sample)
         if torch.rand(()) < 0.5:
             sample = {key: value[:, ::-1] for key, value in sample.items()}

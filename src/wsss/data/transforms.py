@@ -3,9 +3,10 @@
 Conventions of the official code (reference ``wsss-methods.md`` §2, §9):
 
 * classifier training (psa/SEAM ``train_cls.py``): random resize of the long side to
-  [low, high] (bicubic), horizontal flip, colour jitter on the image, ImageNet normalisation,
-  then a random crop that pads with 0 *after* normalisation, i.e. with the mean colour
-  (psa ``tool/imutils.py`` RandomResizeLong, RandomCrop);
+  [low, high] (bicubic), horizontal flip, colour jitter on the image, normalisation (the ImageNet
+  mean/std unless the backbone has its own, ``wsss.nets.backbones.input_statistics``), then a random
+  crop that pads with 0 *after* normalisation, i.e. with the mean colour (psa ``tool/imutils.py``
+  RandomResizeLong, RandomCrop);
 * DeepLab training (deeplab-pytorch ``libs/datasets/base.py``, SEAM's segmentation codebase):
   a random scale factor in [low, high] (bilinear) instead, padding the label with 255.
 
@@ -69,21 +70,23 @@ class RandomScale:
         return _resize(inputs, v2.InterpolationMode.BILINEAR, size=size)
 
 
-def _normalise_steps() -> list:
+def _normalise_steps(mean: Sequence[float], std: Sequence[float]) -> list:
     return [
         v2.ToDtype({tv_tensors.Image: torch.float32, tv_tensors.Mask: torch.int64, "others": None}, scale=True),
-        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        v2.Normalize(mean, std),
     ]
 
 
 def train_transform(crop: int, *, resize_long: Sequence[int] | None = None,
                     scale_range: Sequence[float] | None = None,
-                    color_jitter: Sequence[float] | None = None, flip: bool = True) -> Callable:
+                    color_jitter: Sequence[float] | None = None, flip: bool = True,
+                    mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> Callable:
     """The training augmentation: resize (long side or scale factor) → flip → jitter → normalise → crop.
 
     Give ``resize_long`` (psa/SEAM classifier) or ``scale_range`` (DeepLab), or neither to keep
-    the size. The crop pads the image with 0 after normalisation (the mean colour) and the mask
-    with 255, and places a smaller image at a random position (psa ``RandomCrop``).
+    the size; ``mean``/``std`` are the backbone's input normalisation. The crop pads the image with 0
+    after normalisation (the mean colour) and the mask with 255, and places a smaller image at a random
+    position (psa ``RandomCrop``).
     Call it as ``transform(image)`` or ``transform(image, mask)``.
     """
     if resize_long is not None and scale_range is not None:
@@ -98,16 +101,16 @@ def train_transform(crop: int, *, resize_long: Sequence[int] | None = None,
     if color_jitter is not None:
         brightness, contrast, saturation, hue = color_jitter
         steps.append(v2.ColorJitter(brightness, contrast, saturation, hue))
-    steps += _normalise_steps()
+    steps += _normalise_steps(mean, std)
     steps.append(v2.RandomCrop(crop, pad_if_needed=True,
                                fill={tv_tensors.Image: 0.0, tv_tensors.Mask: IGNORE_INDEX, "others": 0}))
     steps.append(v2.ToPureTensor())
     return v2.Compose(steps)
 
 
-def eval_transform() -> Callable:
-    """ImageNet normalisation only (and int64 masks): for evaluation and inference datasets."""
-    return v2.Compose([*_normalise_steps(), v2.ToPureTensor()])
+def eval_transform(mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> Callable:
+    """Normalisation only (ImageNet mean/std by default) and int64 masks: for evaluation and inference datasets."""
+    return v2.Compose([*_normalise_steps(mean, std), v2.ToPureTensor()])
 
 
 def to_image(image: np.ndarray | torch.Tensor) -> tv_tensors.Image:

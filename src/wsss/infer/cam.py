@@ -2,7 +2,7 @@
 
 The procedure of psa ``infer_cls.py`` (lines 40-88) and SEAM ``infer_SEAM.py`` (lines 38-77):
 resize the image to each scale with PIL bicubic (psa/SEAM ``voc12/data.py``
-``VOC12ClsDatasetMSF``), normalise with the ImageNet mean/std, run the image and its
+``VOC12ClsDatasetMSF``), normalise with the backbone's mean/std (ImageNet's for the ResNets), run the image and its
 left-right flip, upsample every map bilinearly to the original size, flip back, sum, keep
 the classes present and normalise per class. Unlike the official scripts (one forward pass
 per view, fp32), the flips of a scale go through the network as one batch, under the
@@ -34,18 +34,21 @@ from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from wsss.data.voc import image_path
 from wsss.infer import read_rgb
 from wsss.io import output_dir
+from wsss.nets.backbones import model_statistics
 from wsss.runtime import Runtime
 
 
-def scaled_views(image: np.ndarray, scales) -> dict[tuple[int, int], list[torch.Tensor]]:
-    """Normalised 3×h×w tensors of the image at each scale, grouped by size so equal sizes share a batch.
+def scaled_views(image: np.ndarray, scales, mean=IMAGENET_MEAN,
+                 std=IMAGENET_STD) -> dict[tuple[int, int], list[torch.Tensor]]:
+    """3×h×w tensors of the image at each scale, normalised with ``mean``/``std``, grouped by size so equal
+    sizes share a batch.
 
     Sizes are ``round(side * scale)`` and the resampling is PIL bicubic, as psa ``VOC12ClsDatasetMSF``.
     """
     height, width = image.shape[:2]
     pil = Image.fromarray(image)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    mean = torch.tensor(mean).view(3, 1, 1)
+    std = torch.tensor(std).view(3, 1, 1)
     groups = defaultdict(list)
     for scale in scales:
         size = (round(width * scale), round(height * scale))
@@ -80,7 +83,7 @@ def multiscale_cam(model: torch.nn.Module, image: np.ndarray, keys, scales, flip
     """Normalised float32 K×H×W CAMs of one HxWx3 uint8 image for the foreground indices ``keys`` (0..19).
 
     ``model`` is in eval mode on the runtime's device (``runtime.prepare``) and has ``cam(x, classes) -> N×K×h×w``,
-    the maps of the foreground indices ``classes``.
+    the maps of the foreground indices ``classes``; the views are normalised as its backbone expects.
     """
     keys = np.asarray(keys, dtype=np.int64).reshape(-1)
     if keys.size and (keys.min() < 0 or keys.max() >= NUM_FOREGROUND):
@@ -92,7 +95,7 @@ def multiscale_cam(model: torch.nn.Module, image: np.ndarray, keys, scales, flip
     index = torch.from_numpy(keys).to(runtime.device)
     outputs = []
     with runtime.autocast():  # one region for all scales: autocast casts each weight once per image
-        for views in scaled_views(image, scales).values():
+        for views in scaled_views(image, scales, *model_statistics(model)).values():
             batch = torch.stack(views)
             if flip:
                 batch = torch.cat([batch, batch.flip(-1)])

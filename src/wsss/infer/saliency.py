@@ -20,6 +20,7 @@ from wsss.data.datasets import read_rgb
 from wsss.data.decouple import MAPS
 from wsss.data.ldf import normalise
 from wsss.io import atomic_path
+from wsss.nets.backbones import model_statistics
 from wsss.runtime import Runtime
 
 
@@ -28,8 +29,8 @@ def to_png_values(logits: torch.Tensor) -> np.ndarray:
     return torch.round(torch.sigmoid(logits.float()) * 255).to(torch.uint8).squeeze().cpu().numpy()
 
 
-def _input(image: np.ndarray, size: int, runtime: Runtime) -> torch.Tensor:
-    resized = cv2.resize(normalise(image), (size, size), interpolation=cv2.INTER_LINEAR)
+def _input(image: np.ndarray, size: int, runtime: Runtime, model: torch.nn.Module) -> torch.Tensor:
+    resized = cv2.resize(normalise(image, *model_statistics(model)), (size, size), interpolation=cv2.INTER_LINEAR)
     return runtime.batch(torch.from_numpy(resized.transpose(2, 0, 1))[None])
 
 
@@ -46,7 +47,7 @@ def predict_dir(model: torch.nn.Module, pairs: list[tuple[str, Path, Path]], out
     for name, image_path, _ in tqdm(todo, desc=f"infer_ldf → {out_dir}", disable=not progress):
         image = read_rgb(image_path)
         with runtime.autocast():
-            x = _input(image, size, runtime)
+            x = _input(image, size, runtime, model)
             if maps == "decoupled":
                 outputs = model.outputs(x, image.shape[:2])
                 logits = {"body": outputs.body2, "detail": outputs.detail2}

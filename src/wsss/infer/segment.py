@@ -20,14 +20,16 @@ from wsss.data.datasets import VOCImages
 from wsss.infer.cam import scaled_views
 from wsss.infer.crf import dense_crf
 from wsss.io import atomic_path, output_dir, save_label_png
+from wsss.nets.backbones import model_statistics
 from wsss.runtime import Runtime
 
 
 def multiscale_logits(model: torch.nn.Module, image: np.ndarray, scales, flip: bool, runtime: Runtime) -> torch.Tensor:
-    """Mean C×H×W logits over scales (and horizontal flips) at the image's own size."""
+    """Mean C×H×W logits over scales (and horizontal flips) at the image's own size, the views normalised as
+    the model's backbone expects."""
     height, width = image.shape[:2]
     total, count = None, 0
-    for views in scaled_views(image, scales).values():
+    for views in scaled_views(image, scales, *model_statistics(model)).values():
         batch = torch.stack(views)
         if flip:
             batch = torch.cat([batch, batch.flip(-1)])

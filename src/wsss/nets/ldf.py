@@ -1,6 +1,7 @@
 """LDF: the label-decoupling network (Wei et al. CVPR 2020, Fig. 2; the reference's ``net.py``, ldf.md §2).
 
-A ResNet at output stride 32 gives four levels (strides 4–32). Each branch, body and detail, has
+A backbone at output stride 32 (a ResNet, or an EfficientNet-Lite in the ``lite`` profile) gives four
+levels (strides 4–32). Each branch, body and detail, has
 its own lateral convs (1×1 to 64 channels, 3×3, BN, ReLU) and its own top-down decoder (a 3×3
 conv + BN + ReLU per level on the sum of the lateral, the upsampled coarser output and, in the
 second iteration, the interaction encoder's feature). Two iterations share the decoders:
@@ -153,10 +154,10 @@ class LDF(nn.Module):
 
 
 def build_ldf(backbone: str, weights: str = "", width: int = 64) -> LDF:
-    """LDF on ``resnet50`` or ``small`` (output stride 32) with ``width`` head channels; ``weights`` as
-    :func:`build_backbone`.
+    """LDF on ``resnet50``, ``small`` or an EfficientNet-Lite (output stride 32) with ``width`` head channels;
+    ``weights`` as :func:`build_backbone`.
 
-    With pretrained weights the stem (conv1, bn1) is kept out of training like the reference
+    With pretrained weights the stem (the first stage: conv1, bn1) is kept out of training like the reference
     (its BN statistics still update); from scratch everything trains.
     """
     net = build_backbone(backbone, weights, output_stride=32, frozen_bn=False, frozen_stages=0)

@@ -9,6 +9,8 @@
   ``ReLU(fᵀf)`` over every pair of positions, normalised so that each target column sums to 1, and the
   revised CAM is ``ŷ[:, j] = Σ_i y[:, i] · aff[i, j]``, where ``y`` is the max-normalised,
   background-completed CAM with only each pixel's strongest foreground class kept (lines 34-40).
+* At output stride 16 (the ``lite`` profile's EfficientNet) the stride-8 ``low`` level is average-pooled to the
+  CAM's size; SEAM itself runs ResNet-38 at stride 8, where both levels already have it.
 * ``official_detach`` (default): as the official code, ``y`` and the two backbone levels are detached
   (lines 34-45), so PCM gradients train only the three projections. Off: as the paper reads, gradients of the
   PCM output reach the backbone and the classifier too.
@@ -117,9 +119,10 @@ class SEAMNet(CAMNet):
         if self.official_detach:
             low, mid, target = low.detach(), mid.detach(), target.detach()
         size = cam.shape[2:]
-        if low.shape[2:] != size or mid.shape[2:] != size:
-            raise ValueError(f"the PCM needs the backbone's low/mid levels at the CAM's stride, got "
+        if any(level.shape[-2] < size[0] or level.shape[-1] < size[1] for level in (low, mid)):
+            raise ValueError(f"the PCM needs the backbone's low/mid levels at the CAM's stride or finer, got "
                              f"{tuple(low.shape[2:])}, {tuple(mid.shape[2:])} for {tuple(size)}")
+        low, mid = (F.adaptive_avg_pool2d(level, size) if level.shape[2:] != size else level for level in (low, mid))
         image = F.interpolate(x, size, mode="bilinear", align_corners=True)
         return cam, pixel_correlation(target, self.pcm_features(low, mid, image))
 

@@ -18,7 +18,7 @@ from wsss.config import Config
 from wsss.data.datasets import VOCClassification, open_prepared_voc
 from wsss.data.transforms import train_transform
 from wsss.losses import seam_loss
-from wsss.nets.backbones import build_backbone
+from wsss.nets.backbones import build_backbone, input_statistics
 from wsss.nets.cam import CAMNet
 from wsss.nets.seam import SEAMNet
 from wsss.stages.common import stage_config, train_stage
@@ -28,7 +28,8 @@ def build_classifier(cfg: Config, weights: str | None = None) -> CAMNet:
     """The CAM network of the method (``CAMNet`` or ``SEAMNet``); ``weights=""`` skips the ImageNet weights
     (a trained state dict follows)."""
     settings = cfg.train_cls
-    backbone = build_backbone(settings.backbone, settings.weights if weights is None else weights)
+    backbone = build_backbone(settings.backbone, settings.weights if weights is None else weights,
+                              output_stride=settings.output_stride)
     if cfg.network == "seam":
         return SEAMNet(backbone, official_detach=cfg.seam.official_detach, cam_source=cfg.infer_cam.source,
                        pcm_classes=cfg.seam.pcm_classes)
@@ -45,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = stage_config(args)
     voc = open_prepared_voc(args.voc)
     settings = cfg.train_cls
-    transform = train_transform(settings.crop, resize_long=settings.resize_long, color_jitter=settings.color_jitter)
+    mean, std = input_statistics(settings.backbone)
+    transform = train_transform(settings.crop, resize_long=settings.resize_long, color_jitter=settings.color_jitter,
+                                mean=mean, std=std)
     dataset = VOCClassification(voc.root, voc.split("train_aug"), voc.labels, transform)
     if cfg.network == "seam":
         loss_fn, method_config = partial(seam_loss, cfg=cfg.seam), dataclasses.asdict(cfg.seam)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from wsss.config import LDFConfig
 from wsss.data.ldf import LDFTrainSet, MultiScaleCollate
+from wsss.nets.backbones import input_statistics
 from wsss.nets.ldf import build_ldf, parameter_count
 from wsss.stages.common import stage_config, train_stage
 
@@ -58,7 +59,8 @@ def engine_settings(settings: LDFConfig, fine: bool = False) -> dict:
 def run(args: argparse.Namespace) -> int:
     cfg = stage_config(args)
     settings = cfg.ldf
-    dataset = LDFTrainSet(args.sod, cfg.sod.train_sets, args.labels, settings.supervision)
+    mean, std = input_statistics(settings.backbone)
+    dataset = LDFTrainSet(args.sod, cfg.sod.train_sets, args.labels, settings.supervision, mean, std)
 
     def build():
         model = build_model(settings)

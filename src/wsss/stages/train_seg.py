@@ -14,6 +14,7 @@ from wsss.config import TrainSegConfig
 from wsss.data.classes import IGNORE_INDEX
 from wsss.data.datasets import VOCSegmentation, open_prepared_voc
 from wsss.data.transforms import train_transform
+from wsss.nets.backbones import input_statistics
 from wsss.nets.deeplab import build_segmenter
 from wsss.stages.common import stage_config, train_stage
 
@@ -24,7 +25,7 @@ CLASSIFIER_WEIGHTS = "classifier"
 def build_deeplab(settings: TrainSegConfig, weights: str | None = None):
     """The segmentation network of ``train_seg``; ``weights=""`` skips the ImageNet weights."""
     return build_segmenter(settings.arch, settings.backbone, settings.weights if weights is None else weights,
-                           aspp_rates=settings.aspp_rates)
+                           output_stride=settings.output_stride, aspp_rates=settings.aspp_rates)
 
 
 def initial_weights(settings: TrainSegConfig, classifier: Path | None) -> str:
@@ -49,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = stage_config(args)
     voc = open_prepared_voc(args.voc)
     settings = cfg.train_seg
-    transform = train_transform(settings.crop, scale_range=settings.scale_range)
+    mean, std = input_statistics(settings.backbone)
+    transform = train_transform(settings.crop, scale_range=settings.scale_range, mean=mean, std=std)
     dataset = VOCSegmentation(voc.root, voc.split("train_aug"), args.labels, transform)
     weights = initial_weights(settings, args.classifier)
     train_stage(cfg, "train_seg", lambda: build_deeplab(settings, weights), segmentation_loss, dataset, settings,
