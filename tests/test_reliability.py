@@ -44,6 +44,7 @@ TINY = {
 VOC, CLS, CAMS, PSEUDO = "data/prepared/voc", "models/cam/classifier/model.pt", "data/cams/cam/train_aug", "data/pseudo/cam"
 SOD, DECOUPLED, LDF = "data/prepared/sod", "data/sod/ldf/decoupled", "models/ldf/model.pt"
 SEG = "models/cam/deeplab/model.pt"
+VOC2012 = ["--set", "voc.source=voc2012", "--set", 'voc.sbd_root=""']  # read the --set voc.root tree
 
 
 class Result:
@@ -192,61 +193,55 @@ def test_a_training_output_that_is_a_folder_is_refused_before_training(project):
 
 # -- VOC and SOD data ------------------------------------------------------------------------------
 
-def _synth_voc_copy(project: Path) -> Path:
-    root = project / "data/raw/voc"
-    shutil.copytree(project / "data/synth/voc", root)
+def _raw_copy(project: Path, dataset: str) -> Path:
+    """A user's copy of a synthetic set under ``data/raw/<dataset>`` (no stage's marker), to damage."""
+    root = project / "data/raw" / dataset
+    shutil.copytree(project / "data/synth" / dataset, root)
     (root / ".wsss-output").unlink()
     return root
 
 
 def test_a_jpeg_truncated_after_its_header_fails_prepare(project):
-    root = _synth_voc_copy(project)
+    root = _raw_copy(project, "voc")
     image = root / "JPEGImages" / "2026_000003.jpg"
     image.write_bytes(image.read_bytes()[:400])
-    fails_touching_nothing(project, ["data", "prepare-voc", "--out", "data/prepared/voc2", "--set", f"voc.root={root}"],
+    fails_touching_nothing(project, ["data", "prepare-voc", "--out", "data/prepared/voc2", "--set", f"voc.root={root}", *VOC2012],
                            "2026_000003.jpg")
 
 
 def test_a_mask_of_another_size_fails_prepare(project):
-    root = _synth_voc_copy(project)
+    root = _raw_copy(project, "voc")
     mask = root / "SegmentationClass" / "2026_000001.png"
     Image.open(mask).crop((0, 0, 40, 40)).save(mask)
-    fails_touching_nothing(project, ["data", "prepare-voc", "--out", "data/prepared/voc2", "--set", f"voc.root={root}"],
+    fails_touching_nothing(project, ["data", "prepare-voc", "--out", "data/prepared/voc2", "--set", f"voc.root={root}", *VOC2012],
                            "2026_000001.png", "40x40")
 
 
 def test_a_label_outside_the_classes_fails_prepare(project):
-    root = _synth_voc_copy(project)
+    root = _raw_copy(project, "voc")
     mask = root / "SegmentationClass" / "2026_000002.png"
     pixels = np.asarray(Image.open(mask)).copy()
     pixels[0, 0] = 77
     Image.fromarray(pixels).save(mask)
-    fails_touching_nothing(project, ["data", "prepare-voc", "--out", "data/prepared/voc2", "--set", f"voc.root={root}"],
+    fails_touching_nothing(project, ["data", "prepare-voc", "--out", "data/prepared/voc2", "--set", f"voc.root={root}", *VOC2012],
                            "2026_000002.png", "77")
 
 
 def test_an_empty_split_fails_prepare(project):
-    root = _synth_voc_copy(project)
+    root = _raw_copy(project, "voc")
     (root / "ImageSets/Segmentation/val.txt").write_text("\n")
-    fails_touching_nothing(project, ["data", "prepare-voc", "--out", "data/prepared/voc2", "--set", f"voc.root={root}"],
+    fails_touching_nothing(project, ["data", "prepare-voc", "--out", "data/prepared/voc2", "--set", f"voc.root={root}", *VOC2012],
                            "val.txt", "empty")
 
 
 def test_a_missing_voc_says_where_to_get_it(project):
     result = fails_touching_nothing(project, ["data", "prepare-voc", "--out", "data/prepared/voc2",
-                                              "--set", "voc.root=data/raw/nowhere"], "data/raw/nowhere")
+                                              "--set", "voc.root=data/raw/nowhere", *VOC2012], "data/raw/nowhere")
     assert "VOC" in result.err and "http" in result.err
 
 
-def _synth_sod_copy(project: Path) -> Path:
-    root = project / "data/raw/sod"
-    shutil.copytree(project / "data/synth/sod", root)
-    (root / ".wsss-output").unlink()
-    return root
-
-
 def test_a_sod_mask_of_another_size_fails_prepare(project):
-    root = _synth_sod_copy(project)
+    root = _raw_copy(project, "sod")
     mask = next((root / "ECSSD" / "masks").glob("*.png"))
     Image.open(mask).crop((0, 0, 20, 20)).save(mask)
     fails_touching_nothing(project, ["data", "prepare-sod", "--out", "data/prepared/sod2", "--set", f"sod.root={root}"],
@@ -254,7 +249,7 @@ def test_a_sod_mask_of_another_size_fails_prepare(project):
 
 
 def test_an_unreadable_sod_mask_fails_prepare(project):
-    root = _synth_sod_copy(project)
+    root = _raw_copy(project, "sod")
     mask = next((root / "DUTS-TR" / "masks").glob("*.png"))
     mask.write_bytes(b"\x89PNG not really")
     fails_touching_nothing(project, ["data", "prepare-sod", "--out", "data/prepared/sod2", "--set", f"sod.root={root}"],
@@ -522,3 +517,8 @@ def test_a_killed_training_resumes_in_the_same_tracking_run(mlflow_uri, project)
     steps = [m.step for m in mlflow.MlflowClient(mlflow_uri).get_metric_history(runs[0].info.run_id, "train/loss")]
     assert max(steps) == 36 and min(steps) <= 10
     assert not checkpoint.exists() and not leftovers(project)
+
+
+def test_a_voc_root_set_beside_the_synthetic_source_is_refused_not_ignored(project):
+    fails_touching_nothing(project, ["data", "prepare-voc", "--out", "data/prepared/voc2", "--set", "voc.root=data/raw/x"],
+                           "data/raw/x", "voc.source=voc2012")

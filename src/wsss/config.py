@@ -92,7 +92,8 @@ class VOCDataConfig:
     def __post_init__(self):
         _require(bool(self.root), "root must not be empty")
         _require(self.source == "voc2012" or (self.root, self.sbd_root) == (SYNTHETIC_VOC_ROOT, ""),
-                 f"source synthetic reads {SYNTHETIC_VOC_ROOT} only, got root {self.root!r}, sbd_root {self.sbd_root!r}")
+                 f"source synthetic reads {SYNTHETIC_VOC_ROOT} only, got root {self.root!r}, sbd_root {self.sbd_root!r} "
+                 "(to read another tree, also set voc.source=voc2012)")
         _require(self.label_source in ("xml", "mask") or self.label_source.endswith(".npy"),
                  f"label_source must be 'xml', 'mask' or a path to a cls_labels .npy file, got {self.label_source!r}")
 
@@ -545,7 +546,9 @@ def resolve(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     resolved = deep_merge(deep_merge(deep_merge(chosen, entry), profiles.get(profile) or {}), override)
     resolved.pop("methods", None)
     if isinstance(resolved.get("voc"), dict) and resolved["voc"].get("source") == "synthetic":
-        resolved["voc"] = {**resolved["voc"], "root": SYNTHETIC_VOC_ROOT, "sbd_root": ""}
+        named = override.get("voc") if isinstance(override.get("voc"), dict) else {}
+        kept = {key: named[key] for key in ("root", "sbd_root") if key in named}  # refused below, not ignored
+        resolved["voc"] = {**resolved["voc"], "root": SYNTHETIC_VOC_ROOT, "sbd_root": "", **kept}
     cfg = build(Config, resolved, "")
     unknown = [row.method for row in cfg.seam_ablation if row.method not in methods]
     if unknown:
