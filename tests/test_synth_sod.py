@@ -28,10 +28,10 @@ def dataset(tmp_path_factory):
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("test", 0, "synth_sod.test must be >= 1, got 0"),
+        ("test", 0, "synth_sod.test must be in [1, 1000000], got 0"),
         ("thin_prob", 1.5, "synth_sod.thin_prob must be in [0, 1], got 1.5"),
         ("thin_width_max", 1.0, "synth_sod.thin_width_max must be >= thin_width_min (1.5), got 1.0"),
-        ("size", 16, "synth_sod.size must be >= 32, got 16"),
+        ("size", 16, "synth_sod.size must be in [32, 4096], got 16"),
         ("train", 10.0, "synth_sod.train must be of type int, got 10.0"),
         ("antialias", 1, "synth_sod.antialias must be of type bool, got 1"),
     ],
