@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 
 from wsss.config import read_params, resolve
 from wsss.engine import CHECKPOINT, MODEL, TrainSettings, build_optimizer, poly_lr, train, triangle_lr
+from wsss.runtime import pick_runtime
 from wsss.tracking import StageRun
 
 HERE = Path(__file__).resolve().parent
@@ -79,15 +80,15 @@ class Recorder(StageRun):
 
 
 def settings(**changes):
-    values = dict(batch=4, lr=0.1, epochs=3, seed=0, device="cpu", precision="fp32", progress=False, log_every=1)
+    values = dict(batch=4, lr=0.1, epochs=3, seed=0, progress=False, log_every=1)
     values.update(changes)
     return TrainSettings(**values)
 
 
-def run(out_dir, dropout=0.5, loss_fn=multilabel_loss, tracked=None, **changes):
+def run(out_dir, dropout=0.5, loss_fn=multilabel_loss, tracked=None, precision="fp32", **changes):
     torch.manual_seed(7)
     model = TinyNet(dropout)
-    path = train(model, loss_fn, NoisyImages(), settings(**changes), out_dir, tracked)
+    path = train(model, loss_fn, NoisyImages(), settings(**changes), pick_runtime("cpu", precision), out_dir, tracked)
     return torch.load(path, weights_only=True)
 
 
@@ -239,7 +240,7 @@ def test_settings_validation_and_from_config():
     made = TrainSettings.from_config(cfg.train_cls, cfg.runtime, seed=3)
     section = cfg.train_cls
     assert (made.batch, made.epochs, made.max_steps, made.lr) == (section.batch, section.epochs, 0, section.lr)
-    assert made.polyoptimizer_bug and (made.seed, made.device, made.workers) == (3, "cpu", cfg.runtime.workers)
+    assert made.polyoptimizer_bug and (made.seed, made.workers) == (3, cfg.runtime.workers)
     made = TrainSettings.from_config(cfg.train_seg, cfg.runtime, seed=0, log_every=50)
     assert (made.max_steps, made.epochs, made.lr, made.log_every) == (cfg.train_seg.iterations, 0, cfg.train_seg.lr, 50)
 
@@ -250,12 +251,14 @@ import torch
 sys.path.insert(0, {tests!r})
 from test_engine import NoisyImages, TinyNet, FailOnce, settings
 from wsss.engine import train
+from wsss.runtime import pick_runtime
 from wsss.tracking import stage_run
 
 fail_at = int(sys.argv[2])
 torch.manual_seed(7)
 with stage_run("train_test", pipeline="wsss", dataset="tiny", profile="smoke") as run:
-    train(TinyNet(0.0), FailOnce(fail_at), NoisyImages(), settings(checkpoint_every=3), sys.argv[1], run)
+    train(TinyNet(0.0), FailOnce(fail_at), NoisyImages(), settings(checkpoint_every=3), pick_runtime("cpu", "fp32"),
+          sys.argv[1], run)
 """
 
 

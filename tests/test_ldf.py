@@ -16,8 +16,9 @@ from wsss.data.decouple import decouple, decouple_dir, edge_map
 from wsss.data.ldf import LDFTrainSet, MultiScaleCollate
 from wsss.data.voc import DatasetError
 from wsss.engine import TrainSettings, build_optimizer, set_lr
+from wsss.losses import iou_loss, ldf_loss
 from wsss.nets.ldf import build_ldf, parameter_count
-from wsss.stages.train_ldf import engine_settings, iou_loss, ldf_loss
+from wsss.stages.train_ldf import engine_settings
 
 from conftest import ROOT
 from test_dag import project, run  # noqa: F401  (the fixture: a copy of the workflow with tiny data)

@@ -15,7 +15,7 @@ from wsss.infer.cam import equivariance_error
 from wsss.losses import affine, er_loss, min_pool_loss, ohem_mean, seam_loss, transformed_size
 from wsss.nets.backbones import build_backbone
 from wsss.nets.seam import SEAMNet, max_norm, max_onehot, pcm_input, pixel_correlation
-from wsss.runtime import Runtime
+from wsss.runtime import Runtime, pick_runtime
 
 OFFICIAL = SEAMConfig(rescale=0.5, flip=False, cls_weight=1.0, er_weight=1.0, er_source="cam", ecr_weight=1.0,
                       ohem_ratio=0.2, official_detach=True, pcm_classes="all", min_pool_loss=True, min_pool_weight=1.0,
@@ -254,9 +254,9 @@ class Pairs(torch.utils.data.Dataset):
 
 def test_seam_trains_in_the_shared_engine(tmp_path):
     net = seam_net()
-    settings = TrainSettings(batch=4, lr=0.01, epochs=1, precision="fp32", progress=False)
-    path = train(net, lambda model, b: seam_loss(model, b, OFFICIAL), Pairs(), settings, tmp_path,
-                 config=dataclasses.asdict(OFFICIAL))
+    settings = TrainSettings(batch=4, lr=0.01, epochs=1, progress=False)
+    path = train(net, lambda model, b: seam_loss(model, b, OFFICIAL), Pairs(), settings, pick_runtime("cpu", "fp32"),
+                 tmp_path, config=dataclasses.asdict(OFFICIAL))
     state = torch.load(path, weights_only=True)
     assert {"proj.weight", "classifier.weight"} <= set(state)
 

@@ -1,6 +1,7 @@
 """The one training loop of every method: methods differ by network and loss function only.
 
 A plain loop in the style of torchvision's ``references/segmentation/train.py`` (no framework):
+``train`` sets up (runtime, optimiser, checkpoint, DDP) and runs ``train_one_epoch`` until the last step.
 
 * SGD over the four groups of ``model.param_groups()`` (pretrained weights, pretrained biases,
   new weights, new biases) with lr multipliers 1/2/10/20 and no weight decay on biases, and the
@@ -10,8 +11,8 @@ A plain loop in the style of torchvision's ``references/segmentation/train.py`` 
   the momentum slot (reference ``wsss-methods.md`` §0). LDF's per-epoch triangle schedule and
   Nesterov momentum are options (``ldf.md`` §4); its weight decay on every parameter comes from a
   network that returns its biases in the weight groups;
-* bf16 autocast on CPU, fp16 AMP with a ``GradScaler`` on CUDA, or fp32; channels-last
-  (``wsss.runtime``);
+* the caller's ``Runtime`` (``wsss.runtime``: bf16 autocast on CPU, fp16 AMP with a ``GradScaler`` on
+  CUDA, or fp32; channels-last), the one place precision is decided;
 * DDP under ``torchrun`` (gloo on CPU, nccl on CUDA) with a ``DistributedSampler`` seeded and
   ``set_epoch``-ed; ``batch`` is the global batch, split over the processes; logged losses are
   all-reduced and only rank 0 logs and writes files (torchvision ``utils.save_on_master``). The
@@ -38,7 +39,7 @@ import random
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -51,7 +52,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from wsss.io import atomic_path
-from wsss.runtime import Runtime, pick_runtime
+from wsss.runtime import Runtime
 from wsss.tracking import StageRun
 
 CHECKPOINT = "checkpoint.pt"
@@ -80,8 +81,6 @@ class TrainSettings:
     lr_multipliers: tuple[float, float, float, float] = (1.0, 2.0, 10.0, 20.0)
     seed: int = 0
     workers: int = 0
-    device: str = "auto"
-    precision: str = "auto"
     deterministic: bool = True   # on CUDA: deterministic kernels, no cuDNN autotuning (CPU kernels already are)
     log_every: int = 10          # steps between per-step metrics
     checkpoint_every: int = 0    # steps between extra checkpoints (0: at epoch ends only)
@@ -102,13 +101,12 @@ class TrainSettings:
     @classmethod
     def from_config(cls, section, runtime, seed: int, **overrides) -> TrainSettings:
         """Settings from a config section with the same field names (``iterations`` → ``max_steps``),
-        ``runtime`` (a ``RuntimeConfig``: device, precision, workers) and the global seed."""
+        ``runtime`` (a ``RuntimeConfig``: workers, checkpoint_every) and the global seed."""
         values = {field.name: getattr(section, field.name) for field in dataclasses.fields(cls)
                   if hasattr(section, field.name)}
         if hasattr(section, "iterations"):
             values["max_steps"] = section.iterations
-        values.update(device=runtime.device, precision=runtime.precision, workers=runtime.workers,
-                      checkpoint_every=runtime.checkpoint_every, seed=seed)
+        values.update(workers=runtime.workers, checkpoint_every=runtime.checkpoint_every, seed=seed)
         values.update(overrides)
         return cls(**values)
 
@@ -243,14 +241,14 @@ def distributed(runtime: Runtime) -> Iterator[tuple[int, int]]:
             dist.destroy_process_group()
 
 
-def _rank_runtime(settings: TrainSettings) -> Runtime:
-    runtime = pick_runtime(settings.device, settings.precision)
+def _rank_runtime(runtime: Runtime, deterministic: bool) -> Runtime:
+    """``runtime`` on this process's GPU under ``torchrun`` (``LOCAL_RANK``), deterministic kernels if asked."""
     if runtime.device.type == "cuda":
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local_rank)
         runtime = dataclasses.replace(runtime, device=torch.device("cuda", local_rank))
-        torch.backends.cudnn.benchmark = not settings.deterministic
-        if settings.deterministic:
+        torch.backends.cudnn.benchmark = not deterministic
+        if deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=True)
     return runtime
@@ -317,10 +315,9 @@ def load_checkpoint(path: Path, expected_fingerprint: str) -> dict | None:
     return state
 
 
-def checkpoint_run_id(model: nn.Module, dataset: Dataset, settings: TrainSettings, out_dir: str | Path,
-                      config: Mapping | None = None) -> str | None:
+def checkpoint_run_id(model: nn.Module, dataset: Dataset, settings: TrainSettings, runtime: Runtime,
+                      out_dir: str | Path, config: Mapping | None = None) -> str | None:
     """The tracking run of the unfinished training that ``train`` with these arguments would resume, or None."""
-    runtime = pick_runtime(settings.device, settings.precision)
     key = fingerprint(settings, runtime, int(os.environ.get("WORLD_SIZE", "1")), len(dataset), model, config)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # train() warns about a stale checkpoint itself
@@ -328,10 +325,61 @@ def checkpoint_run_id(model: nn.Module, dataset: Dataset, settings: TrainSetting
     return state.get("tracking_run_id") if state else None
 
 
-def train(model: nn.Module, loss_fn: LossFn, dataset: Dataset, settings: TrainSettings,
+@dataclass
+class Progress:
+    """Where a training run stands; a checkpoint stores it beside the weights and the optimiser."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    epoch_sums: dict[str, float] = field(default_factory=dict)   # per-loss sums over this epoch's steps
+
+
+def _mean_over_ranks(losses: Mapping[str, torch.Tensor], world: int) -> dict[str, float]:
+    parts = torch.stack([value.detach().float() for value in losses.values()])
+    if world > 1:
+        dist.all_reduce(parts)  # gloo has no AVG
+        parts /= world
+    return dict(zip(losses, parts.tolist()))
+
+
+def train_one_epoch(net: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                    loader: DataLoader, settings: TrainSettings, runtime: Runtime, progress: Progress,
+                    max_steps: int, world: int, log_step: Callable[[dict, float], None],
+                    save_checkpoint: Callable[[], None]) -> int:
+    """Run the rest of ``progress.epoch`` from ``loader`` (or until ``max_steps``); return the batches run.
+
+    Each step: the scheduled lr, the loss under autocast, the (scaled) backward and SGD step; the losses,
+    averaged over the processes, go to ``log_step(values, lr)`` and into ``progress.epoch_sums``; every
+    ``checkpoint_every`` steps ``save_checkpoint()``.
+    """
+    batches = 0
+    for batch in loader:
+        lr = set_lr(optimizer, settings, progress.step, max_steps, progress.epoch)
+        with runtime.autocast():
+            losses = loss_fn(net, _to_device(batch, runtime))
+        if "loss" not in losses:
+            raise ValueError(f"loss_fn must return a dict with a 'loss' entry, got {sorted(losses)}")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(losses["loss"]).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        progress.step, progress.batch_in_epoch, batches = progress.step + 1, progress.batch_in_epoch + 1, batches + 1
+        values = _mean_over_ranks(losses, world)
+        for name, value in values.items():
+            progress.epoch_sums[name] = progress.epoch_sums.get(name, 0.0) + value
+        log_step(values, lr)
+        if progress.step == max_steps:
+            break
+        if settings.checkpoint_every and progress.step % settings.checkpoint_every == 0:
+            save_checkpoint()
+    return batches
+
+
+def train(model: nn.Module, loss_fn: LossFn, dataset: Dataset, settings: TrainSettings, runtime: Runtime,
           out_dir: str | Path, tracked: StageRun | None = None, config: Mapping | None = None,
           collate_fn: Callable | None = None) -> Path:
-    """Train ``model`` in place and write its state dict to ``out_dir/model.pt``; return that path.
+    """Train ``model`` in place on ``runtime`` and write its state dict to ``out_dir/model.pt``; return that path.
 
     ``loss_fn(model, batch)`` runs under autocast and returns a dict of scalar tensors with a
     ``"loss"`` entry (the one back-propagated); every entry is logged. ``model`` there is the
@@ -343,7 +391,7 @@ def train(model: nn.Module, loss_fn: LossFn, dataset: Dataset, settings: TrainSe
     """
     out_dir = Path(out_dir)
     tracked = tracked or StageRun()
-    runtime = _rank_runtime(settings)
+    runtime = _rank_runtime(runtime, settings.deterministic)
     with distributed(runtime) as (rank, world):
         if settings.batch % world:
             raise ValueError(f"batch {settings.batch} does not split evenly over {world} processes")
@@ -363,18 +411,16 @@ def train(model: nn.Module, loss_fn: LossFn, dataset: Dataset, settings: TrainSe
         checkpoint_path = out_dir / CHECKPOINT
         state = load_checkpoint(checkpoint_path, key)
         if state is None:
-            step = epoch = batch_in_epoch = 0
-            epoch_sums: dict[str, float] = {}
+            progress = Progress()
             seed_everything(derive_seed(settings.seed, rank))
         else:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scaler.load_state_dict(state["scaler"])
             _set_rng_state(state["rng"][rank], runtime.device)
-            step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-            epoch_sums = state["epoch_sums"]
+            progress = Progress(state["step"], state["epoch"], state["batch_in_epoch"], state["epoch_sums"])
             if main:
-                tqdm.write(f"resuming {checkpoint_path} at step {step}/{max_steps} (epoch {epoch})")
+                tqdm.write(f"resuming {checkpoint_path} at step {progress.step}/{max_steps} (epoch {progress.epoch})")
         net = model
         if world > 1:
             device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
@@ -385,52 +431,35 @@ def train(model: nn.Module, loss_fn: LossFn, dataset: Dataset, settings: TrainSe
             if main:
                 with atomic_path(checkpoint_path) as tmp:
                     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                "scaler": scaler.state_dict(), "step": step, "epoch": epoch,
-                                "batch_in_epoch": batch_in_epoch, "epoch_sums": epoch_sums, "rng": rng,
+                                "scaler": scaler.state_dict(), **dataclasses.asdict(progress), "rng": rng,
                                 "fingerprint": key, "settings": dataclasses.asdict(settings),
                                 "tracking_run_id": tracked.run_id}, tmp)
 
-        bar = tqdm(total=max_steps, initial=step, desc=f"train → {out_dir}", disable=not (main and settings.progress))
-        while step < max_steps:
-            sampler.set_epoch(epoch)
-            sampler.start = batch_in_epoch * local_batch
-            loader = _epoch_loader(dataset, sampler, local_batch, settings, runtime, epoch, rank, collate_fn)
-            started, batches = time.perf_counter(), 0
-            for batch in loader:
-                lr = set_lr(optimizer, settings, step, max_steps, epoch)
-                with runtime.autocast():
-                    losses = loss_fn(net, _to_device(batch, runtime))
-                if "loss" not in losses:
-                    raise ValueError(f"loss_fn must return a dict with a 'loss' entry, got {sorted(losses)}")
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(losses["loss"]).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                step, batch_in_epoch, batches = step + 1, batch_in_epoch + 1, batches + 1
+        bar = tqdm(total=max_steps, initial=progress.step, desc=f"train → {out_dir}",
+                   disable=not (main and settings.progress))
 
-                parts = torch.stack([value.detach().float() for value in losses.values()])
-                if world > 1:
-                    dist.all_reduce(parts)  # gloo has no AVG
-                    parts /= world
-                values = dict(zip(losses, parts.tolist()))
-                for name, value in values.items():
-                    epoch_sums[name] = epoch_sums.get(name, 0.0) + value
-                bar.update(1)
-                if main and (step % settings.log_every == 0 or step == max_steps):
-                    tracked.log_metrics({**{f"train/{name}": v for name, v in values.items()}, "train/lr": lr}, step)
-                    bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{lr:.2e}")
-                if step == max_steps:
-                    break
-                if settings.checkpoint_every and step % settings.checkpoint_every == 0:
-                    save_checkpoint()
+        def log_step(values: dict, lr: float) -> None:
+            bar.update(1)
+            if main and (progress.step % settings.log_every == 0 or progress.step == max_steps):
+                tracked.log_metrics({**{f"train/{name}": v for name, v in values.items()}, "train/lr": lr},
+                                    progress.step)
+                bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{lr:.2e}")
 
+        while progress.step < max_steps:
+            sampler.set_epoch(progress.epoch)
+            sampler.start = progress.batch_in_epoch * local_batch
+            loader = _epoch_loader(dataset, sampler, local_batch, settings, runtime, progress.epoch, rank, collate_fn)
+            started = time.perf_counter()
+            batches = train_one_epoch(net, loss_fn, optimizer, scaler, loader, settings, runtime, progress,
+                                      max_steps, world, log_step, save_checkpoint)
             seconds = time.perf_counter() - started
-            if main and batch_in_epoch:
-                tracked.log_metrics({**{f"epoch/{name}": total / batch_in_epoch for name, total in epoch_sums.items()},
+            if main and progress.batch_in_epoch:
+                tracked.log_metrics({**{f"epoch/{name}": total / progress.batch_in_epoch
+                                        for name, total in progress.epoch_sums.items()},
                                      "epoch/images_per_s": batches * settings.batch / seconds,
-                                     "epoch/epoch": epoch + 1}, step)
-            epoch, batch_in_epoch, epoch_sums = epoch + 1, 0, {}
-            if step < max_steps:
+                                     "epoch/epoch": progress.epoch + 1}, progress.step)
+            progress.epoch, progress.batch_in_epoch, progress.epoch_sums = progress.epoch + 1, 0, {}
+            if progress.step < max_steps:
                 save_checkpoint()
         bar.close()
 

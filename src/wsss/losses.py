@@ -1,6 +1,14 @@
-"""SEAM's siamese training loss (Wang et al., CVPR'20, Eqs. 1-7; SEAM ``train_SEAM.py`` 104-146; reference §3).
+"""The training losses of every network of ``wsss.nets.registry``: ``loss(model, batch[, cfg]) -> dict`` of
+scalar tensors with a ``"loss"`` entry (the one back-propagated; every entry is logged), logits in fp32.
 
-One step sees the image ``I`` and its affine transform ``A(I)`` (a rescale, by default SEAM's 0.3×, and an
+* ``classification_loss``: the CAM classifier's multilabel soft-margin loss on the GAP logits (psa ``train_cls.py``).
+* ``segmentation_loss``: DeepLab's pixel cross-entropy, pseudo-label 255 ignored (reference §9).
+* ``ldf_loss``: LDF's six terms (ldf.md §3: ``train.py``): per output level, BCE of the body and detail logits
+  against their soft targets and BCE + soft IoU of the saliency logits against the mask; summed and halved.
+* ``seam_loss``: SEAM's siamese loss (Wang et al., CVPR'20, Eqs. 1-7; SEAM ``train_SEAM.py`` 104-146;
+  reference §3), below.
+
+SEAM: one step sees the image ``I`` and its affine transform ``A(I)`` (a rescale, by default SEAM's 0.3×, and an
 optional horizontal flip). With ``F`` the network's CAM and ``F̂`` its PCM output, both max-normalised and
 masked by the image label (background always on):
 
@@ -25,7 +33,41 @@ import torch
 import torch.nn.functional as F
 
 from wsss.config import SEAMConfig
+from wsss.data.classes import IGNORE_INDEX
 from wsss.nets.seam import max_norm, max_onehot, with_background
+
+
+def classification_loss(model, batch) -> dict[str, torch.Tensor]:
+    """Multilabel soft-margin loss on the GAP logits of a batch ``(images, labels N×20)`` (psa ``train_cls.py``)."""
+    images, labels = batch
+    return {"loss": F.multilabel_soft_margin_loss(model(images).float(), labels)}
+
+
+def segmentation_loss(model, batch) -> dict[str, torch.Tensor]:
+    """Cross-entropy over pixels, pseudo-label 255 ignored, on logits upsampled to the label size."""
+    images, masks = batch
+    logits = F.interpolate(model(images), masks.shape[-2:], mode="bilinear", align_corners=False)
+    return {"loss": F.cross_entropy(logits.float(), masks.long(), ignore_index=IGNORE_INDEX)}
+
+
+def iou_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 − (Σpm + 1)/(Σ(p + m) − Σpm + 1) per image, averaged: the soft IoU of LDF's ``train.py``."""
+    prob = torch.sigmoid(logits)
+    inter = (prob * target).sum((1, 2, 3))
+    union = (prob + target).sum((1, 2, 3))
+    return (1 - (inter + 1) / (union - inter + 1)).mean()
+
+
+def ldf_loss(model, batch: dict) -> dict[str, torch.Tensor]:
+    """The six-term LDF loss of a batch (``image``, ``mask``, ``body``, ``detail``)."""
+    outputs = [out.float() for out in model(batch["image"])]
+    mask, body, detail = batch["mask"], batch["body"], batch["detail"]
+    terms = {}
+    for k, (out_body, out_detail, out_saliency) in enumerate((outputs[:3], outputs[3:]), start=1):
+        terms[f"body{k}"] = F.binary_cross_entropy_with_logits(out_body, body)
+        terms[f"detail{k}"] = F.binary_cross_entropy_with_logits(out_detail, detail)
+        terms[f"saliency{k}"] = F.binary_cross_entropy_with_logits(out_saliency, mask) + iou_loss(out_saliency, mask)
+    return {"loss": sum(terms.values()) / 2, **terms}
 
 
 def affine(x: torch.Tensor, size: tuple[int, int], flip: bool) -> torch.Tensor:

@@ -24,6 +24,13 @@ def section_without_params(args: argparse.Namespace, section: str, cls):
     return build(cls, merged.get(section, {}), section)
 
 
+def stage_runtime(cfg: Config):
+    """The device and precision of a stage (``runtime.device``, ``runtime.precision``; ``wsss.runtime``)."""
+    from wsss.runtime import pick_runtime
+
+    return pick_runtime(cfg.runtime.device, cfg.runtime.precision)
+
+
 def has_params(args: argparse.Namespace) -> bool:
     return Path(args.params).is_file()
 
@@ -66,34 +73,48 @@ def load_trained(model, path: str | Path):
     return model.eval()
 
 
-def train_stage(cfg, stage: str, build_model, loss_fn, dataset, section, out: str | Path,
-                data_paths: tuple[str, ...], *, pipeline: str = "wsss", method: str | None = None,
-                collate_fn=None, config: dict | None = None, model_input_size: int = 0, **settings) -> None:
-    """Train a model of ``stage`` in the shared engine and publish its weights at ``out`` (rank 0).
+def trained_network(network_name: str, cfg: Config, path: str | Path):
+    """The registry's network ``network_name`` of ``cfg`` with the trained weights at ``path``, in eval mode."""
+    from wsss.nets.registry import build_network
 
-    Seeds before ``build_model()`` so the initial weights are reproducible; the checkpoint sits
-    beside ``out`` so that rerunning the same command resumes an interrupted run, in the same MLflow run. ``settings``
-    override fields of the engine's ``TrainSettings`` (e.g. the schedule); ``config`` (the method's
-    own settings) and ``collate_fn`` go to ``wsss.engine.train``. With ``model_input_size``, the trained
-    network is also logged as an MLflow model (the pipeline's final model), with a 1×3×size×size example.
+    return load_trained(build_network(network_name, cfg, weights=""), path)
+
+
+def train_stage(cfg, stage: str, network_name: str, dataset, out: str | Path, data_paths: tuple[str, ...], *,
+                weights: str | None = None, pipeline: str = "wsss", method: str | None = None,
+                collate_fn=None, model_input_size: int = 0, **settings) -> None:
+    """Train the registry's network ``network_name`` in stage ``stage`` of the shared engine and publish its
+    weights at ``out`` (rank 0).
+
+    The network's entry (``wsss.nets.registry``) gives its builder (``weights`` as ``build_network``), its
+    loss and its own settings (hashed into the checkpoint), its config section the schedule. Seeds before
+    building so the initial weights are reproducible; the checkpoint sits beside ``out`` so that rerunning
+    the same command resumes an interrupted run, in the same MLflow run. ``settings`` override fields of the
+    engine's ``TrainSettings`` (e.g. the schedule); ``collate_fn`` goes to ``wsss.engine.train``. With
+    ``model_input_size``, the trained network is also logged as an MLflow model (the pipeline's final
+    model), with a 1×3×size×size example.
     """
-    import os
-
     import numpy as np
 
     from wsss.engine import TrainSettings, checkpoint_run_id, seed_everything, train
     from wsss.io import check_output_file
+    from wsss.nets.registry import build_network, network
     from wsss.tracking import config_stage_run, is_rank_zero
 
     check_output_file(out)
-    train_settings = TrainSettings.from_config(section, cfg.runtime, cfg.seed, **settings)
+    entry = network(network_name)
+    train_settings = TrainSettings.from_config(getattr(cfg, entry.section), cfg.runtime, cfg.seed, **settings)
+    config = entry.settings_dict(cfg)
+    runtime = stage_runtime(cfg)
     seed_everything(cfg.seed)
-    model = build_model()
-    resumed_run = checkpoint_run_id(model, dataset, train_settings, Path(out).parent, config)
+    model = build_network(network_name, cfg, weights)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    print(f"{network_name}: {sum(p.numel() for p in model.parameters())} parameters, {trainable} trained", flush=True)
+    resumed_run = checkpoint_run_id(model, dataset, train_settings, runtime, Path(out).parent, config)
     with config_stage_run(cfg, stage, pipeline=pipeline, method=cfg.method if method is None else method,
                           data_paths=data_paths, system_metrics=True, resume_run_id=resumed_run) as tracked:
-        model_path = train(model, loss_fn, dataset, train_settings, Path(out).parent, tracked, config=config,
-                           collate_fn=collate_fn)
+        model_path = train(model, entry.loss_fn(cfg), dataset, train_settings, runtime, Path(out).parent, tracked,
+                           config=config, collate_fn=collate_fn)
         if is_rank_zero():
             os.replace(model_path, out)
             tracked.log_artifact(out, "model")

@@ -12,17 +12,15 @@ import json
 from wsss.data.datasets import open_prepared_voc
 from wsss.infer.cam import equivariance_dir
 from wsss.io import write_json
-from wsss.runtime import pick_runtime
-from wsss.stages.common import load_trained, stage_config
-from wsss.stages.train_cls import build_classifier
+from wsss.stages.common import stage_config, stage_runtime, trained_network
 from wsss.tracking import config_stage_run
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = stage_config(args)
     voc = open_prepared_voc(args.voc)
-    runtime = pick_runtime(cfg.runtime.device, cfg.runtime.precision)
-    model = load_trained(build_classifier(cfg, weights=""), args.model)
+    runtime = stage_runtime(cfg)
+    model = trained_network(cfg.network, cfg, args.model)
     with config_stage_run(cfg, "eval_equivariance", pipeline="wsss", method=cfg.method,
                           data_paths=(str(args.voc),)) as tracked:
         result = {"method": cfg.method, "split": args.split,

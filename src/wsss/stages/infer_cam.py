@@ -7,17 +7,15 @@ import json
 
 from wsss.data.datasets import open_prepared_voc
 from wsss.infer.cam import infer_cam_dir
-from wsss.runtime import pick_runtime
-from wsss.stages.common import load_trained, resume_key, stage_config
-from wsss.stages.train_cls import build_classifier
+from wsss.stages.common import resume_key, stage_config, stage_runtime, trained_network
 from wsss.tracking import config_stage_run
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = stage_config(args)
     voc = open_prepared_voc(args.voc)
-    runtime = pick_runtime(cfg.runtime.device, cfg.runtime.precision)
-    model = load_trained(build_classifier(cfg, weights=""), args.model)
+    runtime = stage_runtime(cfg)
+    model = trained_network(cfg.network, cfg, args.model)
     with config_stage_run(cfg, "infer_cam", pipeline="wsss", method=cfg.method, data_paths=(str(args.voc),)) as tracked:
         summary = infer_cam_dir(model, voc.root, voc.split(args.split), voc.labels, args.out, cfg.infer_cam, runtime,
                                 workers=args.workers, resume_key=resume_key(args, cfg))

@@ -9,16 +9,14 @@ import json
 from wsss.data.sod import prepared_pairs
 from wsss.infer.saliency import predict_dir
 from wsss.io import output_dir
-from wsss.runtime import pick_runtime
-from wsss.stages.common import load_trained, resume_key, stage_config
-from wsss.stages.train_ldf import build_model
+from wsss.stages.common import resume_key, stage_config, stage_runtime, trained_network
 from wsss.tracking import config_stage_run
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = stage_config(args)
-    runtime = pick_runtime(cfg.runtime.device, cfg.runtime.precision)
-    model = load_trained(build_model(cfg.ldf, weights=""), args.model)
+    runtime = stage_runtime(cfg)
+    model = trained_network("ldf", cfg, args.model)
     sets = cfg.sod.train_sets if args.maps == "decoupled" else (args.split,)
     with config_stage_run(cfg, "infer_ldf", pipeline="sod", method=args.method, data_paths=(str(args.sod),)) as tracked, \
             output_dir(args.out, resume_key(args, cfg)) as out:

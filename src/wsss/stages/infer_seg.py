@@ -7,17 +7,15 @@ import json
 
 from wsss.data.datasets import open_prepared_voc
 from wsss.infer.segment import segment_dir
-from wsss.runtime import pick_runtime
-from wsss.stages.common import load_trained, resume_key, stage_config
-from wsss.stages.train_seg import build_deeplab
+from wsss.stages.common import resume_key, stage_config, stage_runtime, trained_network
 from wsss.tracking import config_stage_run
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = stage_config(args)
     voc = open_prepared_voc(args.voc)
-    runtime = pick_runtime(cfg.runtime.device, cfg.runtime.precision)
-    model = load_trained(build_deeplab(cfg.train_seg, weights=""), args.model)
+    runtime = stage_runtime(cfg)
+    model = trained_network("deeplab", cfg, args.model)
     with config_stage_run(cfg, "infer_seg", pipeline="wsss", method=cfg.method, data_paths=(str(args.voc),)) as tracked:
         summary = segment_dir(model, voc.root, voc.split(args.split), args.out, cfg.infer_seg, runtime,
                               resume_key=resume_key(args, cfg))
