@@ -64,7 +64,25 @@ WHERE_TO_GET = {
 }
 
 
-class TorchvisionResNet(Backbone):
+class _ResNetLevels(Backbone):
+    """A stem, then ``layer1``..``layer4``: the pyramid is the layers' outputs, "low"/"mid"/"out" the last three."""
+
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """layer1..layer4 outputs, fine to coarse."""
+        levels = [self.layer1(self._stem(x))]
+        for layer in (self.layer2, self.layer3, self.layer4):
+            levels.append(layer(levels[-1]))
+        return levels
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        _, low, mid, out = self.pyramid(x)
+        return {"low": low, "mid": mid, "out": out}
+
+
+class TorchvisionResNet(_ResNetLevels):
     """torchvision ResNet-50/101 without its classifier, last stages dilated (``replace_stride_with_dilation``).
 
     Key names are torchvision's, so its ImageNet files load as they are (``fc.*`` is reported unused).
@@ -86,16 +104,8 @@ class TorchvisionResNet(Backbone):
     def stages(self) -> list[list[nn.Module]]:
         return [[self.conv1, self.bn1], [self.layer1], [self.layer2], [self.layer3], [self.layer4]]
 
-    def pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """layer1..layer4 outputs, fine to coarse."""
-        levels = [self.layer1(self.maxpool(self.relu(self.bn1(self.conv1(x)))))]
-        for layer in (self.layer2, self.layer3, self.layer4):
-            levels.append(layer(levels[-1]))
-        return levels
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        _, low, mid, out = self.pyramid(x)
-        return {"low": low, "mid": mid, "out": out}
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
 
 
 class BasicBlock(nn.Module):
@@ -121,7 +131,7 @@ class BasicBlock(nn.Module):
         return F.relu(y + self.shortcut(x))
 
 
-class SmallResNet(Backbone):
+class SmallResNet(_ResNetLevels):
     """A narrow dilated ResNet (widths w-2w-4w-8w-8w, ``width`` w) for 64–128 px synthetic images on a CPU.
 
     stem (stride 2) → layer1 (4) → layer2 (8, "low") → layer3 ("mid") → layer4 ("out"); at output stride 8
@@ -153,16 +163,8 @@ class SmallResNet(Backbone):
     def stages(self) -> list[list[nn.Module]]:
         return [[self.stem], [self.layer1], [self.layer2], [self.layer3], [self.layer4]]
 
-    def pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """layer1..layer4 outputs, fine to coarse."""
-        levels = [self.layer1(self.stem(x))]
-        for layer in (self.layer2, self.layer3, self.layer4):
-            levels.append(layer(levels[-1]))
-        return levels
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        _, low, mid, out = self.pyramid(x)
-        return {"low": low, "mid": mid, "out": out}
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stem(x)
 
 
 def input_statistics(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
