@@ -40,8 +40,8 @@ from tqdm import tqdm  # noqa: E402
 from wsss.config import load_config  # noqa: E402
 from wsss.data.datasets import open_prepared_voc  # noqa: E402
 from wsss.data.voc import image_path, load_mask  # noqa: E402
-from wsss.infer import read_rgb  # noqa: E402
 from wsss.infer.cam import scaled_views  # noqa: E402
+from wsss.io import read_rgb  # noqa: E402
 from wsss.metrics.segmentation import cam_sweep_counts, sweep_mious, sweep_thresholds  # noqa: E402
 from wsss.nets.seam import SEAMNet, pcm_input, pixel_correlation  # noqa: E402
 from wsss.stages.common import load_trained  # noqa: E402

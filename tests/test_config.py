@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wsss.config import ConfigError, deep_merge, load_config, parse_override, read_params, resolve
+from wsss.config import deep_merge, load_config, parse_override, read_params, resolve
+from wsss.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"

@@ -7,7 +7,8 @@ from torch.utils.data import DataLoader
 
 from wsss.data.datasets import VOCClassification, VOCImages, VOCSegmentation, open_prepared_voc
 from wsss.data.transforms import train_transform
-from wsss.data.voc import DatasetError, labels_from_mask, prepare_voc
+from wsss.data.voc import labels_from_mask, prepare_voc
+from wsss.errors import DatasetError
 from wsss.io import save_label_png
 
 from conftest import H, TINY_SPLITS, TINY_VOC, W, tiny_mask

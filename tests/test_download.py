@@ -13,7 +13,8 @@ from PIL import Image
 from conftest import TINY_VOC, write_sbd, write_voc_tree
 from wsss.data import download as dl
 from wsss.data import sod, voc
-from wsss.data.download import DownloadError, Resource
+from wsss.data.download import Resource
+from wsss.errors import DownloadError
 
 
 def make_tar(path, files: dict[str, bytes], mode="w:gz"):

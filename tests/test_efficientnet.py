@@ -13,8 +13,8 @@ from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_image, train_tr
 from wsss.infer.cam import multiscale_cam
 from wsss.infer.saliency import _input as saliency_input
 from wsss.infer.segment import multiscale_logits
-from wsss.nets.backbones import (NAMES, WHERE_TO_GET, build_backbone, input_statistics, model_statistics,
-                                 read_state_dict)
+from wsss.nets.backbones import NAMES, WHERE_TO_GET, build_backbone, input_statistics, model_statistics
+from wsss.nets.base import read_state_dict
 from wsss.nets.cam import CAMNet
 from wsss.nets.deeplab import build_segmenter
 from wsss.nets.efficientnet import LITE_MEAN, LITE_STD, packaged_weights, timm_state_dict

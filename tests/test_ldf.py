@@ -11,11 +11,11 @@ import yaml
 from PIL import Image
 
 from wsss.cli import main
-from wsss.config import ConfigError, load_config
+from wsss.config import load_config
 from wsss.data.decouple import decouple, decouple_dir, edge_map
 from wsss.data.ldf import LDFTrainSet, MultiScaleCollate
-from wsss.data.voc import DatasetError
 from wsss.engine import TrainSettings, build_optimizer, set_lr
+from wsss.errors import ConfigError, DatasetError
 from wsss.losses import iou_loss, ldf_loss
 from wsss.nets.ldf import build_ldf, parameter_count
 from wsss.stages.train_ldf import engine_settings

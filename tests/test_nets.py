@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wsss.nets.backbones import build_backbone, load_weights, param_groups
+from wsss.nets.backbones import build_backbone, param_groups
+from wsss.nets.base import load_weights
 from wsss.nets.cam import CAMNet
 from wsss.nets.deeplab import build_segmenter
 from wsss.nets.resnet38d import ResNet38d

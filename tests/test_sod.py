@@ -8,6 +8,7 @@ from PIL import Image
 
 from conftest import SHARED_DATA, write_image
 from wsss.data import sod
+from wsss.io import read_grey_uint8
 
 
 def write_mask(path, size=(16, 12), one_bit=False):
@@ -60,7 +61,7 @@ def test_one_bit_masks_read_as_0_255(tmp_path):
     write_sod(tmp_path, "PASCAL-S", ["1"], one_bit=True)
     (_, _, mask_path), = sod.list_sod_pairs(tmp_path, "PASCAL-S")
     assert Image.open(mask_path).mode == "1"
-    mask = sod.read_sod_mask(mask_path)
+    mask = read_grey_uint8(mask_path)
     assert mask.dtype == np.uint8 and mask.shape == (12, 16)
     assert set(np.unique(mask).tolist()) == {0, 255} and (mask == 255).sum() == 6 * 8
 
@@ -71,7 +72,7 @@ def test_real_one_bit_masks(tmp_path):
         pytest.skip(f"real SOD masks not found at {masks} (only present next to the project's shared folder)")
     values = set()
     for path in sorted(masks.glob("*.png"))[:20]:
-        values |= set(np.unique(sod.read_sod_mask(path)).tolist())
+        values |= set(np.unique(read_grey_uint8(path)).tolist())
     assert values == {0, 255}
 
 

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as nnf
 from torchvision import tv_tensors
 
-from wsss.data.classes import voc_palette
 from wsss.data.transforms import (IMAGENET_MEAN, IMAGENET_STD, RandomResizeLong, RandomScale, eval_transform,
                                   normalize_image, train_transform)
+from wsss.io import voc_palette
 
 PALETTE = voc_palette()[:21].astype(np.int64)
 

@@ -10,6 +10,7 @@ from PIL import Image
 from conftest import TINY_SPLITS, TINY_VOC, tiny_mask, write_sbd, write_voc_tree
 from wsss.data import voc
 from wsss.data.classes import VOC_CLASSES
+from wsss.errors import DatasetError
 from wsss.io import read_label_png, save_label_png
 
 
@@ -154,7 +155,7 @@ def test_missing_dataset_says_what_to_get(tmp_path, missing):
     root = write_voc_tree(tmp_path / "VOC2012") if missing else tmp_path / "nowhere"
     if missing:
         shutil.rmtree(root / missing)
-    with pytest.raises(voc.DatasetError) as info:
+    with pytest.raises(DatasetError) as info:
         voc.prepare_voc(root, tmp_path / "out", progress=False)
     message = str(info.value)
     assert str(root) in message
@@ -166,7 +167,7 @@ def test_label_source_file_must_cover_every_id(voc_root, tmp_path):
     labels = {image_id: onehot(*names) for image_id, (_, names) in TINY_VOC.items()}
     del labels["2007_000006"]
     voc.save_cls_labels(tmp_path / "partial.npy", labels)
-    with pytest.raises(voc.DatasetError, match=r"partial.npy: no labels for 1 listed ids.*2007_000006"):
+    with pytest.raises(DatasetError, match=r"partial.npy: no labels for 1 listed ids.*2007_000006"):
         voc.prepare_voc(voc_root, tmp_path / "out", label_source=tmp_path / "partial.npy", progress=False)
     summary = voc.prepare_voc(voc_root, tmp_path / "out", splits=("train", "val"),
                               label_source=str(tmp_path / "partial.npy"), progress=False)
@@ -189,10 +190,10 @@ def test_cls_labels_round_trip(tmp_path, int_keys):
 
 def test_cls_labels_errors(tmp_path):
     np.save(tmp_path / "bad.npy", {"2007_000032": np.ones(21, np.float32)}, allow_pickle=True)
-    with pytest.raises(voc.DatasetError, match=r"bad.npy: label of 2007_000032 has shape \(21,\)"):
+    with pytest.raises(DatasetError, match=r"bad.npy: label of 2007_000032 has shape \(21,\)"):
         voc.load_cls_labels(tmp_path / "bad.npy")
     (tmp_path / "junk.npy").write_bytes(b"junk")
-    with pytest.raises(voc.DatasetError, match="junk.npy: cannot read"):
+    with pytest.raises(DatasetError, match="junk.npy: cannot read"):
         voc.load_cls_labels(tmp_path / "junk.npy")
     with pytest.raises(ValueError, match="not of the VOC form"):
         voc.encode_int_id("frame7")
@@ -221,11 +222,11 @@ def test_sbd_conversion_and_train_aug(voc_root, tmp_path):
 
 
 def test_sbd_errors(voc_root, tmp_path):
-    with pytest.raises(voc.DatasetError, match="SBD folder missing.*benchmark.tgz"):
+    with pytest.raises(DatasetError, match="SBD folder missing.*benchmark.tgz"):
         voc.convert_sbd(tmp_path / "nothing", voc_root, progress=False)
     sbd = write_sbd(tmp_path / "sbd", {"2008_000010": tiny_mask([4])}, ["2008_000010"], [])
     (sbd / "cls" / "2008_000099.mat").write_bytes(b"junk")
-    with pytest.raises(voc.DatasetError, match="2008_000099.mat: not an SBD cls .mat"):
+    with pytest.raises(DatasetError, match="2008_000099.mat: not an SBD cls .mat"):
         voc.convert_sbd(sbd, voc_root, progress=False)
     assert not (voc_root / "SegmentationClassAug").exists()
     with pytest.raises(ValueError, match=r"sbd/val.txt: id list is empty"):

@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run a command; an expected failure (bad input, a file that cannot be read or written) is one line naming
     the file or key, exit code 2. Anything else is a bug and keeps its traceback."""
     args = build_parser().parse_args(argv)
-    from wsss.data.download import DownloadError
+    from wsss.errors import DownloadError
 
     try:
         check_paths(args)

@@ -19,16 +19,14 @@ from typing import Any, Literal
 
 import yaml
 
+from wsss.errors import ConfigError
+
 PROFILES = ("smoke", "lite", "paper")
 SYNTHETIC_VOC_ROOT = "data/synth/voc"   # where the synth_voc rule writes the synthetic VOC (voc.source: synthetic)
 MAX_IMAGES = 1_000_000        # synthetic set sizes: beyond VOC + SBD and DUTS many times over
 MAX_IMAGE_SIZE = 4096         # synthetic image side, pixels
 MAX_SWEEP_THRESHOLDS = 1000   # background thresholds of one CAM sweep (0.001 apart over [0, 1])
 MAX_WORKERS = 256             # processes of one stage
-
-
-class ConfigError(ValueError):
-    """A configuration problem, naming the offending key."""
 
 
 def _require(condition: bool, message: str) -> None:

@@ -1,4 +1,4 @@
-"""File I/O shared by every stage: safe, atomic outputs and label PNGs read with PIL.
+"""File I/O shared by every stage: safe, atomic outputs, and every image read (PIL) or label PNG written.
 
 Every output goes through :func:`atomic_path` (a file) or :func:`output_dir` (a folder): it is written under
 a hidden sibling name and renamed onto its final name only when complete, so nothing half-written ever sits
@@ -7,6 +7,10 @@ one above it, never a folder where a file goes, never a folder that a stage did 
 carry the marker file ``.wsss-output``). The hidden names are fixed per output, so a rerun after a kill
 removes what the killed run left; :func:`output_dir` with a ``resume_key`` keeps the files a killed run
 completed and the rerun writes only the rest.
+
+Images are read here only (:func:`read_rgb`, :func:`read_grey`, :func:`read_grey_uint8`, :func:`read_label_png`,
+:func:`check_image`): a missing file or one that does not decode is a :class:`~wsss.errors.DatasetError` whose
+message starts with the file's path.
 """
 
 import fcntl
@@ -20,15 +24,10 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from wsss.data.classes import voc_palette
+from wsss.errors import DatasetError, OutputError
 
-_PALETTE = voc_palette().reshape(-1).tolist()
 OUTPUT_MARK = ".wsss-output"   # in every folder a stage wrote: what may be replaced by a rerun
 RESUME_KEY = ".resume-key"     # in a partial folder: what it was written for
-
-
-class OutputError(ValueError):
-    """An output path that cannot be written without losing data, or that cannot be written at all."""
 
 
 def check_output_path(path: str | Path) -> Path:
@@ -179,6 +178,23 @@ def read_id_list(path: str | Path) -> list[str]:
     return ids
 
 
+def voc_palette() -> np.ndarray:
+    """The 256×3 uint8 palette of VOC's SegmentationClass PNGs (bit-interleaved label colours)."""
+    palette = np.zeros((256, 3), dtype=np.uint8)
+    for label in range(256):
+        value, r, g, b = label, 0, 0, 0
+        for shift in range(7, -1, -1):
+            r |= ((value >> 0) & 1) << shift
+            g |= ((value >> 1) & 1) << shift
+            b |= ((value >> 2) & 1) << shift
+            value >>= 3
+        palette[label] = (r, g, b)
+    return palette
+
+
+_PALETTE = voc_palette().reshape(-1).tolist()
+
+
 def save_label_png(path: str | Path, labels: np.ndarray) -> None:
     """Save an HxW uint8 label map as a VOC palette PNG (mode P)."""
     image = Image.fromarray(np.asarray(labels, dtype=np.uint8), mode="P")
@@ -186,29 +202,61 @@ def save_label_png(path: str | Path, labels: np.ndarray) -> None:
     image.save(path, optimize=False)
 
 
+@contextmanager
+def _open_image(path: str | Path, kind: str, unreadable: str) -> Iterator[Image.Image]:
+    """The PIL image of ``path``, decoded in the block; a missing file (``<path>: <kind> missing``) or one that
+    does not decode (``<path>: <unreadable> (<why>)``) is a :class:`DatasetError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: {kind} missing")
+    try:
+        with Image.open(path) as image:
+            yield image
+    except DatasetError:
+        raise
+    except (OSError, SyntaxError, ValueError) as error:  # PIL: truncated, not an image, unsupported conversion
+        raise DatasetError(f"{path}: {unreadable} ({error})") from error
+
+
+def check_image(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image that decodes completely (a file truncated after its header is an error)."""
+    with _open_image(path, "image", "unreadable image") as image:
+        image.load()
+        return image.size
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """HxWx3 uint8 RGB pixels of an image file (a writable copy)."""
+    with _open_image(path, "image", "unreadable image") as image:
+        return np.array(image.convert("RGB"))
+
+
 def read_grey(path: str | Path) -> np.ndarray:
     """A grey image on the 0..255 scale: uint8 for 8-bit, 1-bit, palette and colour files (PIL's conversion),
     float64 for 16-bit files (``value · 255 / 65535``, every level kept). Float images are refused."""
-    try:
-        with Image.open(path) as image:
-            if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-                values = np.asarray(image)
-                if values.min() < 0 or values.max() > 65535:
-                    raise ValueError(f"{image.mode} values {values.min()}..{values.max()} are not 16-bit")
-                return values.astype(np.float64) * (255 / 65535)
-            if image.mode == "F":
-                raise ValueError("a 32-bit float image; save maps as 8- or 16-bit PNGs")
-            return np.asarray(image if image.mode == "L" else image.convert("L"))
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"{path}: cannot read image ({error})") from error
+    with _open_image(path, "image", "cannot read image") as image:
+        if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+            values = np.asarray(image)
+            if values.min() < 0 or values.max() > 65535:
+                raise DatasetError(f"{path}: cannot read image ({image.mode} values {values.min()}..{values.max()} "
+                                   "are not 16-bit)")
+            return values.astype(np.float64) * (255 / 65535)
+        if image.mode == "F":
+            raise DatasetError(f"{path}: cannot read image (a 32-bit float image; save maps as 8- or 16-bit PNGs)")
+        return np.asarray(image if image.mode == "L" else image.convert("L"))
+
+
+def read_grey_uint8(path: str | Path) -> np.ndarray:
+    """HxW uint8 grey mask on the 0..255 scale (:func:`read_grey`: 1-bit PNGs become 0/255, 16-bit ones are
+    rescaled and rounded, not clipped)."""
+    grey = read_grey(path)
+    return grey if grey.dtype == np.uint8 else np.rint(grey).astype(np.uint8)
 
 
 def read_label_png(path: str | Path) -> np.ndarray:
     """Read a label PNG as class indices (PIL, never OpenCV: palette colours are not indices)."""
-    try:
-        with Image.open(path) as image:
-            if image.mode not in ("P", "L"):
-                raise ValueError(f"{path}: label PNG has mode {image.mode}; expected a palette or 8-bit grey PNG of class indices")
-            return np.asarray(image, dtype=np.uint8)
-    except (OSError, SyntaxError) as error:
-        raise ValueError(f"{path}: cannot read label PNG ({error})") from error
+    with _open_image(path, "label PNG", "cannot read label PNG") as image:
+        if image.mode not in ("P", "L"):
+            raise DatasetError(f"{path}: label PNG has mode {image.mode}; "
+                               "expected a palette or 8-bit grey PNG of class indices")
+        return np.asarray(image, dtype=np.uint8)

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Iterator
 
 import yaml
 
+from wsss.errors import TrackingError
+
 if TYPE_CHECKING:
     from wsss.config import Config
 
@@ -34,10 +36,6 @@ SERVER_TIMEOUT_S = 5
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-
-
-class TrackingError(ValueError):
-    """The tracking store cannot be used; the message names it and how to run without it."""
 
 
 def is_rank_zero() -> bool:

@@ -1,7 +1,7 @@
 """Torch datasets over a VOC2012-layout tree: classifier training, pseudo-label training, inference.
 
-Images are read with PIL as RGB (as psa/SEAM ``voc12/data.py``), label PNGs as class indices
-(``wsss.io.read_label_png``). Every listed file is checked when the dataset is built, so a
+Images are read with PIL as RGB (as psa/SEAM ``voc12/data.py``; ``wsss.io.read_rgb``), label PNGs as
+class indices (``wsss.io.read_label_png``). Every listed file is checked when the dataset is built, so a
 missing file fails at once with its name rather than in a loader worker hours later.
 """
 
@@ -15,27 +15,15 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from wsss.data.transforms import eval_transform, to_image
-from wsss.data.voc import DatasetError, check_mask, image_path, load_cls_labels
-from wsss.io import read_id_list, read_label_png
+from wsss.data.voc import check_mask, image_path, load_cls_labels
+from wsss.errors import DatasetError
+from wsss.io import read_id_list, read_label_png, read_rgb
 
 _LISTED = 5  # missing files named in an error message
-
-
-def read_rgb(path: str | Path) -> np.ndarray:
-    """HxWx3 uint8 RGB pixels of an image file, or a ``DatasetError`` naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: image missing")
-    try:
-        with Image.open(path) as image:
-            return np.array(image.convert("RGB"))
-    except (OSError, SyntaxError) as error:
-        raise DatasetError(f"{path}: unreadable image ({error})") from error
 
 
 def _require_files(paths: Sequence[Path], what: str) -> None:

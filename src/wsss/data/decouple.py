@@ -26,9 +26,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from wsss.data.sod import read_sod_mask
-from wsss.data.voc import DatasetError, map_with_progress
-from wsss.io import OUTPUT_MARK, atomic_path, output_dir
+from wsss.errors import DatasetError
+from wsss.io import OUTPUT_MARK, atomic_path, output_dir, read_grey_uint8
+from wsss.parallel import parallel_map
 
 MAPS = ("body", "detail")
 
@@ -73,15 +73,9 @@ def edge_map(mask: np.ndarray, width: int = 1) -> np.ndarray:
     return cv2.morphologyEx(binary, cv2.MORPH_GRADIENT, kernel) * np.uint8(255)
 
 
-def _read_mask(path: Path) -> np.ndarray:
-    """8-bit grey mask through OpenCV (faster than PIL; 1-bit PNGs read as 0/255 alike)."""
-    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    return read_sod_mask(path) if mask is None else mask  # PIL names the problem of an unreadable file
-
-
 def _decouple_one(task: tuple[str, Path, Path, str, bool]) -> None:
     name, mask_path, out_dir, variant, exact_edt = task
-    maps = decouple(_read_mask(mask_path), variant, exact_edt)
+    maps = decouple(read_grey_uint8(mask_path), variant, exact_edt)
     for kind in MAPS:  # OpenCV's default PNG settings: 2.3 ms for both maps of a 481×321 mask, 4.1 with compression 1
         with atomic_path(out_dir / kind / f"{name}.png") as tmp:
             if not cv2.imwrite(str(tmp), getattr(maps, kind)):
@@ -107,7 +101,7 @@ def decouple_dir(masks: list[tuple[str, Path]], out_dir: str | Path, variant: st
             (tmp / kind).mkdir(exist_ok=True)
         tasks = [(name, Path(path), tmp, variant, exact_edt) for name, path in masks
                  if not all((tmp / kind / f"{name}.png").is_file() for kind in MAPS)]
-        map_with_progress(_decouple_one, tasks, workers, progress, desc="decouple")
+        parallel_map(_decouple_one, tasks, workers, "decouple", progress, chunksize=32)
     seconds = time.perf_counter() - start
     return {"images": len(masks), "resumed": len(masks) - len(tasks), "seconds": round(seconds, 3),
             "images_per_s": round(len(tasks) / seconds, 1), "variant": variant, "exact_edt": exact_edt}

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from wsss.errors import DownloadError
+
 
 @dataclass(frozen=True)
 class Resource:
@@ -49,10 +51,6 @@ RESOURCES = {
     )
 }
 _CHUNK = 1 << 20
-
-
-class DownloadError(RuntimeError):
-    """A download failed, its checksum did not match, or its archive is unsafe."""
 
 
 def download(resource: str | Resource, dest_dir: str | Path, progress: bool = True) -> Path:

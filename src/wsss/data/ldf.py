@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from wsss.data.datasets import read_rgb
 from wsss.data.decouple import edge_map
-from wsss.data.sod import prepared_pairs, read_sod_mask
-from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from wsss.data.voc import DatasetError
+from wsss.data.sod import prepared_pairs
+from wsss.errors import DatasetError
+from wsss.io import read_grey_uint8, read_rgb
+from wsss.nets.base import IMAGENET_MEAN, IMAGENET_STD
 
 
 
@@ -40,7 +40,7 @@ def normalise(image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN,
 def _read_map(path: Path, shape: tuple[int, int]) -> np.ndarray:
     if not path.is_file():
         raise DatasetError(f"{path}: body/detail map missing; rerun the decouple stage")
-    target = read_sod_mask(path)
+    target = read_grey_uint8(path)
     if target.shape != shape:
         raise DatasetError(f"{path}: map is {target.shape[1]}x{target.shape[0]} but its mask is {shape[1]}x{shape[0]}")
     return target
@@ -64,7 +64,7 @@ class LDFTrainSet(Dataset):
     def __getitem__(self, index: int) -> dict:
         name, image_path, mask_path, set_name = self.samples[index]
         image = read_rgb(image_path)
-        mask = read_sod_mask(mask_path)
+        mask = read_grey_uint8(mask_path)
         if mask.shape != image.shape[:2]:
             raise DatasetError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image "
                                f"{image_path} is {image.shape[1]}x{image.shape[0]}")

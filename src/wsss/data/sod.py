@@ -15,11 +15,11 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-import numpy as np
-
 from wsss.data.download import RESOURCES, download
-from wsss.data.voc import DatasetError, map_with_progress, raise_if_errors, check_image
-from wsss.io import atomic_path, read_grey, write_json
+from wsss.data.voc import raise_if_errors
+from wsss.errors import DatasetError
+from wsss.io import atomic_path, check_image, write_json
+from wsss.parallel import parallel_map
 
 SOD_TRAIN_SETS = ("DUTS-TR",)
 SOD_TEST_SETS = ("ECSSD", "PASCAL-S", "DUTS-TE", "HKU-IS", "DUT-OMRON", "THUR15K")
@@ -79,16 +79,6 @@ def find_sod_dirs(root: str | Path, name: str, list_file: str | None = None) -> 
     return image_dir, mask_dir, lst if lst.is_file() else None
 
 
-def read_sod_mask(path: str | Path) -> np.ndarray:
-    """HxW uint8 saliency mask on the 0..255 scale (``wsss.io.read_grey``: 1-bit PNGs become 0/255, 16-bit
-    ones are rescaled, not clipped)."""
-    try:
-        grey = read_grey(path)
-    except ValueError as error:
-        raise DatasetError(f"unreadable mask: {error}") from error
-    return grey if grey.dtype == np.uint8 else np.rint(grey).astype(np.uint8)
-
-
 def _check_pair(pair: tuple[str, Path, Path]) -> str | None:
     """None if image and mask decode completely and are of one size, else the problem."""
     _, image, mask = pair
@@ -133,7 +123,7 @@ def list_sod_pairs(root: str | Path, name: str, list_file: str | None = None, wo
                if n not in images and n in masks]
     pairs = [(n, images[n], masks[n]) for n in names if n in images and n in masks]
     if not errors:
-        checks = map_with_progress(_check_pair, pairs, workers, progress, desc=f"checking {name}")
+        checks = parallel_map(_check_pair, pairs, workers, f"checking {name}", progress, chunksize=32)
         errors = [error for error in checks if error]
     raise_if_errors(errors, f"SOD dataset {name} ({root})")
     return pairs

@@ -10,16 +10,15 @@ and thin parts: LDF's "detail" pixels. Each image has its own RNG seeded by
 import time
 from dataclasses import dataclass
 from functools import partial
-from multiprocessing import Pool
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from wsss.config import SynthSODConfig
-from wsss.io import atomic_path, output_dir
+from wsss.io import atomic_path, output_dir, read_rgb
+from wsss.parallel import parallel_map
 
 SPLITS = (("DUTS-TR", "train.txt", "sod_tr"), ("ECSSD", "test.txt", "sod_te"))
 _SS = 4  # supersampling factor used to rasterise shapes with exact-ish pixel coverage
@@ -74,7 +73,6 @@ def generate(out_dir: str | Path, cfg: SynthSODConfig, workers: int = 1, progres
     start = time.perf_counter()
     counts = (cfg.train, cfg.test)
     tasks = []
-    foregrounds = []
     with output_dir(out_dir) as root:
         for split, ((folder, listing, prefix), count) in enumerate(zip(SPLITS, counts)):
             names = [f"{prefix}_{i:05d}" for i in range(count)]
@@ -83,10 +81,8 @@ def generate(out_dir: str | Path, cfg: SynthSODConfig, workers: int = 1, progres
             (root / folder / listing).write_text("".join(name + "\n" for name in names))
             tasks += [(split, i, name) for i, name in enumerate(names)]
         job = partial(_write_scene, cfg, root)
-        with tqdm(total=len(tasks), desc="synth_sod", unit="img", disable=not progress) as bar:
-            for foreground in _run(job, tasks, workers):
-                foregrounds.append(foreground)
-                bar.update()
+        foregrounds = parallel_map(job, tasks, workers, "synth_sod", progress, chunksize=16, unit="img",
+                                   initializer=_init_worker)
     seconds = time.perf_counter() - start
     foregrounds = np.array(foregrounds)
     return {
@@ -109,8 +105,8 @@ def preview_grid(root: str | Path, out_png: str | Path, n: int = 16) -> None:
         picks += [(root / folder, name) for name in names]
     pairs = []
     for folder, name in picks:
-        with Image.open(folder / "images" / f"{name}.jpg") as image, Image.open(folder / "masks" / f"{name}.png") as mask:
-            pairs.append((image.convert("RGB"), mask.convert("RGB")))
+        pairs.append(tuple(Image.fromarray(read_rgb(folder / sub / f"{name}.{ext}"))
+                           for sub, ext in (("images", "jpg"), ("masks", "png"))))
     cell = max(max(image.size) for image, _ in pairs)
     cols, gap = 4, 4
     rows = -(-len(pairs) // cols)
@@ -123,15 +119,6 @@ def preview_grid(root: str | Path, out_png: str | Path, n: int = 16) -> None:
         grid.paste(mask, (x + cell + gap + dx, y + dy))
     with atomic_path(out_png) as tmp:
         grid.save(tmp, format="PNG")
-
-
-def _run(job, tasks, workers):
-    """Yield ``job(task)`` for every task, in order, in this process or in a pool."""
-    if workers == 1:
-        yield from map(job, tasks)
-        return
-    with Pool(workers, initializer=_init_worker) as pool:
-        yield from pool.imap(job, tasks, chunksize=16)
 
 
 def _init_worker():

@@ -18,10 +18,8 @@ most of its mark, and placements that would hide more are redrawn (or the object
 
 import colorsys
 import math
-import multiprocessing
 import time
 import xml.etree.ElementTree as ET
-from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -30,11 +28,11 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
-from tqdm import tqdm
 
-from wsss.data.classes import IGNORE_INDEX, VOC_CLASSES, voc_palette
+from wsss.data.classes import IGNORE_INDEX, VOC_CLASSES
 from wsss.config import SynthVOCConfig
-from wsss.io import atomic_path, output_dir, read_label_png, save_label_png
+from wsss.io import atomic_path, output_dir, read_label_png, read_rgb, save_label_png, voc_palette
+from wsss.parallel import parallel_map
 
 PLACEMENT_TRIES = 30
 MIN_INSIDE = 0.5          # share of an object that must lie inside the image (the rest is truncated)
@@ -536,9 +534,7 @@ def generate(out_dir: str | Path, cfg: SynthVOCConfig, workers: int = 1, progres
         for folder in ("JPEGImages", "SegmentationClass", "Annotations", "ImageSets/Segmentation"):
             (root / folder).mkdir(parents=True)
         write = partial(_write_sample, root, cfg)
-        with multiprocessing.Pool(workers) if workers > 1 else nullcontext() as pool:
-            results = pool.imap(write, range(total), chunksize=16) if pool else map(write, range(total))
-            object_labels = list(tqdm(results, total=total, desc="synth_voc", unit="img", disable=not progress))
+        object_labels = parallel_map(write, range(total), workers, "synth_voc", progress, chunksize=16, unit="img")
         for split, split_ids in splits.items():
             (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{i}\n" for i in split_ids))
     seconds = time.perf_counter() - start
@@ -562,8 +558,7 @@ def preview_grid(root: str | Path, out_png: str | Path, n: int = 16) -> None:
     draw = ImageDraw.Draw(grid)
     for k, name in enumerate(ids):
         labels = read_label_png(root / "SegmentationClass" / f"{name}.png")
-        with Image.open(root / "JPEGImages" / f"{name}.jpg") as jpeg:
-            pair = [jpeg.convert("RGB"), Image.fromarray(palette[labels])]
+        pair = [Image.fromarray(read_rgb(root / "JPEGImages" / f"{name}.jpg")), Image.fromarray(palette[labels])]
         x = gap + (k % per_row) * (2 * tile + gap)
         y = gap + (k // per_row) * (tile + caption + gap)
         for i, picture in enumerate(pair):

@@ -30,9 +30,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from wsss.data.classes import IGNORE_INDEX
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from wsss.nets.base import IMAGENET_MEAN, IMAGENET_STD
 
 
 def _outputs(outputs: list):

@@ -13,35 +13,30 @@ Conventions of the official WSSS code:
 """
 
 import hashlib
-import multiprocessing
 import os
 import pickle
 import shutil
 import warnings
 import xml.etree.ElementTree as ET
-from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 import scipy.io
 from PIL import Image
 from scipy.io.matlab import MatReadError
-from tqdm import tqdm
 
 from wsss.data.classes import IGNORE_INDEX, NUM_VOC_CLASSES, VOC_CLASSES
 from wsss.data.download import RESOURCES, download
-from wsss.io import atomic_path, output_dir, read_id_list, read_label_png, save_label_png, write_json
+from wsss.errors import DatasetError
+from wsss.io import atomic_path, check_image, output_dir, read_id_list, read_label_png, save_label_png, write_json
+from wsss.parallel import parallel_map
 
 MASK_DIRS = ("SegmentationClassAug", "SegmentationClass")
 SPLIT_DIR = Path("ImageSets") / "Segmentation"
 NUM_FG_CLASSES = NUM_VOC_CLASSES - 1
 _CLASS_INDEX = {name: k for k, name in enumerate(VOC_CLASSES[1:])}
 _MAX_LISTED_ERRORS = 20
-
-
-class DatasetError(ValueError):
-    """A dataset on disk is missing or malformed; the message names the file and the problem."""
 
 
 def voc_help(root: str | Path) -> str:
@@ -89,19 +84,6 @@ def find_mask(root: str | Path, image_id: str, mask_dirs: Iterable[str] = MASK_D
         if path.is_file():
             return path
     return None
-
-
-def check_image(path: str | Path) -> tuple[int, int]:
-    """(width, height) of an image that decodes completely (a file truncated after its header is an error)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: image missing")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.size
-    except (OSError, SyntaxError) as error:
-        raise DatasetError(f"{path}: unreadable image ({error})") from error
 
 
 def check_mask(mask: np.ndarray, path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -208,18 +190,6 @@ def save_cls_labels(path: str | Path, labels: dict[str, np.ndarray], int_keys: b
         np.save(file, data, allow_pickle=True)
 
 
-def map_with_progress(func: Callable, items: list, workers: int = 1, progress: bool = True,
-                      desc: str | None = None) -> list:
-    """``[func(x) for x in items]`` in order, over a process pool when ``workers > 1``, with a tqdm bar."""
-    pool = multiprocessing.Pool(workers) if workers > 1 else nullcontext()
-    with pool, tqdm(total=len(items), desc=desc, disable=not progress) as bar:
-        results = []
-        for result in (pool.imap(func, items, chunksize=32) if workers > 1 else map(func, items)):
-            results.append(result)
-            bar.update()
-        return results
-
-
 def _convert_sbd_one(task: tuple[Path, Path]) -> None:
     mat_path, png_path = task
     try:
@@ -255,7 +225,7 @@ def convert_sbd(sbd_dir: str | Path, voc_root: str | Path, workers: int = 1, pro
     with output_dir(voc_root / "SegmentationClassAug") as out:
         tasks = [(mat, out / f"{mat.stem}.png") for mat in sorted((sbd_dir / "cls").glob("*.mat"))
                  if mat.stem not in voc_masks]
-        map_with_progress(_convert_sbd_one, tasks, workers, progress, desc="SBD .mat -> png")
+        parallel_map(_convert_sbd_one, tasks, workers, "SBD .mat -> png", progress, chunksize=32)
         for stem, path in voc_masks.items():
             shutil.copyfile(path, out / f"{stem}.png")
         return len(tasks) + len(voc_masks)
@@ -340,7 +310,7 @@ def prepare_voc(root: str | Path, out_dir: str | Path, splits: Iterable[str] = (
         raise DatasetError(f"{root}: no mask folder (none of {list(mask_dirs)}). {voc_help(root)}")
     all_ids = sorted({image_id for ids in lists.values() for image_id in ids})
     tasks = [(root, image_id, image_id in required, label_source == "xml", mask_dirs) for image_id in all_ids]
-    results = map_with_progress(_inspect, tasks, workers, progress, desc="checking VOC")
+    results = parallel_map(_inspect, tasks, workers, "checking VOC", progress, chunksize=32)
     raise_if_errors([error for *_, error in results if error], f"the VOC2012 tree {root}")
     mask_labels = {image_id: m for image_id, m, _, _ in results if m is not None}
 

@@ -20,21 +20,21 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm import tqdm
 
 from wsss.config import InferCamConfig
 from wsss.data.cam_files import NUM_FOREGROUND, save_cams
-from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from wsss.data.voc import image_path
-from wsss.infer import read_rgb
-from wsss.io import output_dir
+from wsss.io import output_dir, read_rgb
 from wsss.nets.backbones import model_statistics
+from wsss.nets.base import IMAGENET_MEAN, IMAGENET_STD
+from wsss.parallel import parallel_map
 from wsss.runtime import Runtime
 
 
@@ -130,9 +130,13 @@ def equivariance_dir(model: torch.nn.Module, voc_root: str | Path, ids: list[str
                      scale: float, norm: str, runtime: Runtime, progress: bool = True) -> dict:
     """The mean equivariance error over ``ids`` (images without a class are skipped) and its spread."""
     model = runtime.prepare(model.eval())
-    errors = [equivariance_error(model, read_rgb(image_path(voc_root, image_id)), np.flatnonzero(labels[image_id] > 1e-5),
-                                 scale, norm, runtime)
-              for image_id in tqdm(ids, desc="equivariance", disable=not progress) if (labels[image_id] > 1e-5).any()]
+
+    def error(image_id: str) -> float:
+        keys = np.flatnonzero(labels[image_id] > 1e-5)
+        return equivariance_error(model, read_rgb(image_path(voc_root, image_id)), keys, scale, norm, runtime)
+
+    errors = parallel_map(error, [image_id for image_id in ids if (labels[image_id] > 1e-5).any()],
+                          desc="equivariance", progress=progress)
     if not errors:
         raise ValueError(f"none of the {len(ids)} images has a class: no equivariance error to measure")
     return {"equivariance_error": float(np.mean(errors)), "std": float(np.std(errors)), "images": len(errors),
@@ -159,17 +163,12 @@ def infer_cam_dir(model: torch.nn.Module, voc_root: str | Path, ids: list[str], 
     with output_dir(out_dir, resume_key) as tmp:
         tasks = [(str(image_path(voc_root, image_id)), np.flatnonzero(labels[image_id] > 1e-5),
                   str(tmp / f"{image_id}.npz")) for image_id in ids if not (tmp / f"{image_id}.npz").is_file()]
-        with tqdm(total=len(tasks), desc="infer_cam", disable=not progress) as bar:
-            if workers == 1:
-                for task in tasks:
-                    _infer_task(model, cfg, runtime, task)
-                    bar.update()
-            else:
-                threads = max(1, threads // workers)
-                context = torch.multiprocessing.get_context("spawn")
-                with context.Pool(workers, _init_worker, (model, cfg, runtime, threads)) as pool:
-                    for _ in pool.imap_unordered(_worker_task, tasks):
-                        bar.update()
+        if workers == 1:
+            parallel_map(partial(_infer_task, model, cfg, runtime), tasks, desc="infer_cam", progress=progress)
+        else:  # spawned: the model's tensors go to each worker once, in shared memory
+            threads = max(1, threads // workers)
+            parallel_map(_worker_task, tasks, workers, "infer_cam", progress, start_method="spawn",
+                         initializer=_init_worker, initargs=(model, cfg, runtime, threads))
     seconds = time.perf_counter() - start
     return {"images": len(ids), "resumed": len(ids) - len(tasks), "seconds": round(seconds, 3),
             "images_per_s": round(len(tasks) / seconds, 4),

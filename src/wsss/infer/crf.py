@@ -22,20 +22,17 @@ Parallelism: the CRF is single-threaded C++, so ``crf_label_dir`` runs one image
 from __future__ import annotations
 
 import math
-import multiprocessing
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import pydensecrf.densecrf as dcrf
-from tqdm import tqdm
 
 from wsss.config import CRFConfig
 from wsss.data.cam_files import cam_path, load_cams
 from wsss.data.voc import image_path
-from wsss.infer import read_rgb
-from wsss.io import atomic_path, output_dir, save_label_png
+from wsss.io import atomic_path, output_dir, read_rgb, save_label_png
+from wsss.parallel import parallel_map
 
 
 def dense_crf(image: np.ndarray, probs: np.ndarray, iterations: int, gaussian_sxy: float, gaussian_compat: float,
@@ -95,10 +92,7 @@ def crf_label_dir(voc_root: str | Path, ids: list[str], cam_dir: str | Path, out
     with output_dir(out_dir, resume_key) as tmp:
         tasks = [(str(image_path(voc_root, image_id)), str(cam_path(cam_dir, image_id)), str(tmp / f"{image_id}.png"),
                   alpha, crf) for image_id in ids if not (tmp / f"{image_id}.png").is_file()]
-        pool = multiprocessing.Pool(workers) if workers > 1 else nullcontext()
-        with pool, tqdm(total=len(tasks), desc="crf", disable=not progress) as bar:
-            for _ in (pool.imap_unordered(_label_one, tasks) if workers > 1 else map(_label_one, tasks)):
-                bar.update()
+        parallel_map(_label_one, tasks, workers, "crf", progress)
     seconds = time.perf_counter() - start
     return {"images": len(ids), "resumed": len(ids) - len(tasks), "seconds": round(seconds, 3),
             "images_per_s": round(len(tasks) / seconds, 3), "workers": workers, "alpha": alpha}

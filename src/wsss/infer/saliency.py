@@ -14,13 +14,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from wsss.data.datasets import read_rgb
 from wsss.data.decouple import MAPS
 from wsss.data.ldf import normalise
-from wsss.io import atomic_path
+from wsss.io import atomic_path, read_rgb
 from wsss.nets.backbones import model_statistics
+from wsss.parallel import parallel_map
 from wsss.runtime import Runtime
 
 
@@ -43,8 +42,9 @@ def predict_dir(model: torch.nn.Module, pairs: list[tuple[str, Path, Path]], out
     folders = {kind: Path(out_dir) / kind for kind in MAPS} if maps == "decoupled" else {"saliency": Path(out_dir)}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
-    todo = [pair for pair in pairs if not all((folder / f"{pair[0]}.png").is_file() for folder in folders.values())]
-    for name, image_path, _ in tqdm(todo, desc=f"infer_ldf → {out_dir}", disable=not progress):
+
+    def predict(pair: tuple[str, Path, Path]) -> None:
+        name, image_path, _ = pair
         image = read_rgb(image_path)
         with runtime.autocast():
             x = _input(image, size, runtime, model)
@@ -57,6 +57,9 @@ def predict_dir(model: torch.nn.Module, pairs: list[tuple[str, Path, Path]], out
             with atomic_path(folders[kind] / f"{name}.png") as tmp:
                 if not cv2.imwrite(str(tmp), to_png_values(value)):
                     raise OSError(f"{folders[kind] / name}.png: cannot write")
+
+    todo = [pair for pair in pairs if not all((folder / f"{pair[0]}.png").is_file() for folder in folders.values())]
+    parallel_map(predict, todo, desc=f"infer_ldf → {out_dir}", progress=progress)
     seconds = time.perf_counter() - start
     return {"images": len(pairs), "resumed": len(pairs) - len(todo), "seconds": round(seconds, 3),
             "images_per_s": round(len(todo) / seconds, 2), "precision": runtime.precision}

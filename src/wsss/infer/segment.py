@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from wsss.config import InferSegConfig
 from wsss.data.datasets import VOCImages
@@ -21,6 +20,7 @@ from wsss.infer.cam import scaled_views
 from wsss.infer.crf import dense_crf
 from wsss.io import atomic_path, output_dir, save_label_png
 from wsss.nets.backbones import model_statistics
+from wsss.parallel import parallel_map
 from wsss.runtime import Runtime
 
 
@@ -60,14 +60,16 @@ def segment_dir(model: torch.nn.Module, voc_root: str | Path, ids: list[str], ou
     With ``resume_key`` the predictions of a killed run under the same key are kept (``wsss.io.output_dir``).
     """
     model = runtime.prepare(model.eval())
-    VOCImages(voc_root, ids)  # every image present, before any work
+    images = VOCImages(voc_root, ids)  # every image present, before any work
     start = time.perf_counter()
     with output_dir(out_dir, resume_key) as tmp:
-        todo = [image_id for image_id in ids if not (tmp / f"{image_id}.png").is_file()]
-        for image_id, image, _ in tqdm(VOCImages(voc_root, todo), desc="infer_seg", disable=not progress):
-            labels = segment(model, image, cfg, runtime)
+        def write(index: int) -> None:
+            image_id, image, _ = images[index]
             with atomic_path(tmp / f"{image_id}.png") as png:
-                save_label_png(png, labels)
+                save_label_png(png, segment(model, image, cfg, runtime))
+
+        todo = [index for index, image_id in enumerate(ids) if not (tmp / f"{image_id}.png").is_file()]
+        parallel_map(write, todo, desc="infer_seg", progress=progress)
     seconds = time.perf_counter() - start
     return {"images": len(ids), "resumed": len(ids) - len(todo), "seconds": round(seconds, 3),
             "images_per_s": round(len(todo) / seconds, 3), "precision": runtime.precision}

@@ -20,7 +20,6 @@ Images are decoded in worker processes (PNG decoding is the cost); this module i
 numpy and PIL so that a whole evaluation process starts fast.
 """
 
-import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -32,6 +31,7 @@ from wsss.config import MAX_SWEEP_THRESHOLDS
 from wsss.data.cam_files import cam_path, load_cams
 from wsss.data.classes import IGNORE_INDEX, NUM_VOC_CLASSES, VOC_CLASSES
 from wsss.io import read_id_list, read_label_png
+from wsss.parallel import parallel_map
 
 CHUNK = 32  # images per worker task
 
@@ -264,11 +264,7 @@ def _files(folder: str | Path, ids: list[str], what: str) -> list[Path]:
 
 
 def map_chunks(work: Callable, items: list, workers: int, chunk: int = CHUNK) -> list:
-    """``work`` applied to chunks of ``items``, in a pool of ``workers`` forked processes when > 1."""
+    """``work`` applied to chunks of ``items``, in order, over ``workers`` forked processes when > 1 and there
+    is more than one chunk (each worker returns one partial sum per chunk, not one result per image)."""
     chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
-    if workers <= 1 or len(chunks) == 1:
-        return [work(part) for part in chunks]
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    with context.Pool(min(workers, len(chunks))) as pool:
-        return list(pool.imap_unordered(work, chunks))
+    return parallel_map(work, chunks, workers if len(chunks) > 1 else 1, progress=False, start_method="fork")

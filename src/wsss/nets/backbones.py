@@ -18,19 +18,23 @@ ImageNet ones (psa ``Normalize``) for the ResNets, 0.5 and 0.5 for the Efficient
 
 Every backbone parameter counts as "pretrained" for the psa/SEAM learning-rate groups
 (:func:`param_groups`), even when it starts from random weights, as in the smoke profile.
+
+The base class :class:`~wsss.nets.base.Backbone` and weights loading (:func:`~wsss.nets.base.load_weights`)
+are in :mod:`wsss.nets.base`, which the backbone modules import; this module is the factory.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsss.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from wsss.nets.base import IMAGENET_MEAN, IMAGENET_STD, Backbone
+from wsss.nets.efficientnet import LITE_MEAN, LITE_STD, EfficientNetLite, packaged_weights
+from wsss.nets.resnet38d import ResNet38d
 
 log = logging.getLogger(__name__)
 
@@ -60,58 +64,25 @@ WHERE_TO_GET = {
 }
 
 
-class Backbone(nn.Module):
-    """Base of every backbone: channels and strides of each level, and the official freezing.
+class _ResNetLevels(Backbone):
+    """A stem, then ``layer1``..``layer4``: the pyramid is the layers' outputs, "low"/"mid"/"out" the last three."""
 
-    Freezing follows psa/SEAM ``resnet38d.Net.train()``: with ``frozen_bn`` every BatchNorm stays in eval
-    mode (running statistics unchanged) with ``requires_grad=False`` affine parameters; the first
-    ``frozen_stages`` stages get ``requires_grad=False`` and also stay in eval mode. Parameters are frozen
-    once, at :meth:`freeze`; :meth:`train` keeps the frozen modules in eval mode.
-    """
-
-    channels: dict[str, int]
-    strides: dict[str, int]
-    mean: tuple[float, float, float] = IMAGENET_MEAN   # the input normalisation, of [0, 1] RGB
-    std: tuple[float, float, float] = IMAGENET_STD
-    frozen_bn: bool = False
-    frozen_stages: int = 0
-    weights_report: WeightsReport | None = None
-
-    @property
-    def out_channels(self) -> int:
-        return self.channels["out"]
-
-    def stages(self) -> list[list[nn.Module]]:
-        """The modules of each stage, input first (what ``frozen_stages`` counts)."""
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def load(self, path: str | Path) -> WeightsReport:
-        """Load a weights file (:func:`load_weights`) and report what it gave."""
-        return load_weights(self, path)
+    def pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """layer1..layer4 outputs, fine to coarse."""
+        levels = [self.layer1(self._stem(x))]
+        for layer in (self.layer2, self.layer3, self.layer4):
+            levels.append(layer(levels[-1]))
+        return levels
 
-    def freeze(self, frozen_stages: int, frozen_bn: bool) -> None:
-        stages = self.stages()
-        if not 0 <= frozen_stages <= len(stages):
-            raise ValueError(f"frozen_stages must be in 0..{len(stages)} for {type(self).__name__}, got {frozen_stages}")
-        self.frozen_stages, self.frozen_bn = frozen_stages, frozen_bn
-        for module in self._frozen_modules():
-            module.requires_grad_(False)
-        self.train(self.training)
-
-    def _frozen_modules(self) -> list[nn.Module]:
-        modules = [m for stage in self.stages()[:self.frozen_stages] for m in stage]
-        if self.frozen_bn:
-            modules += [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        return modules
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        for module in self._frozen_modules():
-            module.eval()
-        return self
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        _, low, mid, out = self.pyramid(x)
+        return {"low": low, "mid": mid, "out": out}
 
 
-class TorchvisionResNet(Backbone):
+class TorchvisionResNet(_ResNetLevels):
     """torchvision ResNet-50/101 without its classifier, last stages dilated (``replace_stride_with_dilation``).
 
     Key names are torchvision's, so its ImageNet files load as they are (``fc.*`` is reported unused).
@@ -133,16 +104,8 @@ class TorchvisionResNet(Backbone):
     def stages(self) -> list[list[nn.Module]]:
         return [[self.conv1, self.bn1], [self.layer1], [self.layer2], [self.layer3], [self.layer4]]
 
-    def pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """layer1..layer4 outputs, fine to coarse."""
-        levels = [self.layer1(self.maxpool(self.relu(self.bn1(self.conv1(x)))))]
-        for layer in (self.layer2, self.layer3, self.layer4):
-            levels.append(layer(levels[-1]))
-        return levels
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        _, low, mid, out = self.pyramid(x)
-        return {"low": low, "mid": mid, "out": out}
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
 
 
 class BasicBlock(nn.Module):
@@ -168,7 +131,7 @@ class BasicBlock(nn.Module):
         return F.relu(y + self.shortcut(x))
 
 
-class SmallResNet(Backbone):
+class SmallResNet(_ResNetLevels):
     """A narrow dilated ResNet (widths w-2w-4w-8w-8w, ``width`` w) for 64–128 px synthetic images on a CPU.
 
     stem (stride 2) → layer1 (4) → layer2 (8, "low") → layer3 ("mid") → layer4 ("out"); at output stride 8
@@ -200,70 +163,8 @@ class SmallResNet(Backbone):
     def stages(self) -> list[list[nn.Module]]:
         return [[self.stem], [self.layer1], [self.layer2], [self.layer3], [self.layer4]]
 
-    def pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """layer1..layer4 outputs, fine to coarse."""
-        levels = [self.layer1(self.stem(x))]
-        for layer in (self.layer2, self.layer3, self.layer4):
-            levels.append(layer(levels[-1]))
-        return levels
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        _, low, mid, out = self.pyramid(x)
-        return {"low": low, "mid": mid, "out": out}
-
-
-# ---------------------------------------------------------------- weights
-
-@dataclass
-class WeightsReport:
-    """What a weights file gave a network: keys loaded, network keys left at init, file keys unused."""
-
-    path: str
-    matched: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        return (f"{self.path}: {len(self.matched)} tensors loaded, {len(self.missing)} missing {self.missing[:5]}, "
-                f"{len(self.unexpected)} unused {self.unexpected[:5]}")
-
-
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A ``.pth`` state dict, also when nested under ``state_dict``/``model`` or saved from DataParallel."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a corrupt or foreign file
-        raise ValueError(f"{path}: not a readable PyTorch state dict ({error})") from None
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: holds a {type(state).__name__}, not a state dict")
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    return {k.removeprefix("module."): v for k, v in state.items()}
-
-
-def load_weights(module: nn.Module, path: str | Path) -> WeightsReport:
-    """``load_state_dict(strict=False)`` that reports which keys matched and fails when none does.
-
-    A whole network of this project (a trained ``CAMNet`` or ``DeepLab``, keys ``backbone.*``) gives
-    its backbone part, so a DeepLab can start from a trained classifier.
-    """
-    state = read_state_dict(path)
-    if any(key.startswith("backbone.") for key in state):
-        state = {key.removeprefix("backbone."): value for key, value in state.items() if key.startswith("backbone.")}
-    try:
-        result = module.load_state_dict(state, strict=False)
-    except RuntimeError as error:
-        raise ValueError(f"{path}: the weights do not fit {type(module).__name__}: {error}") from None
-    unexpected = set(result.unexpected_keys)
-    report = WeightsReport(str(path), [k for k in state if k not in unexpected],
-                           [k for k in result.missing_keys if not k.endswith("num_batches_tracked")],
-                           list(result.unexpected_keys))
-    if not report.matched:
-        expected = list(module.state_dict())[:3]
-        raise ValueError(f"{path}: none of its {len(state)} tensors is a {type(module).__name__} parameter "
-                         f"(file keys {list(state)[:3]}, expected keys like {expected}): wrong file?")
-    return report
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stem(x)
 
 
 def input_statistics(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -272,8 +173,6 @@ def input_statistics(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     if name not in NAMES:
         raise ValueError(f"unknown backbone {name!r}; expected one of {', '.join(NAMES)}")
     if name in EFFICIENTNETS:
-        from wsss.nets.efficientnet import LITE_MEAN, LITE_STD
-
         return LITE_MEAN, LITE_STD
     return IMAGENET_MEAN, IMAGENET_STD
 
@@ -293,8 +192,6 @@ def resolve_weights(name: str, weights: str) -> Path | None:
     if not weights:
         return None
     if weights == "imagenet" and name in EFFICIENTNETS:
-        from wsss.nets.efficientnet import packaged_weights
-
         return packaged_weights(name)
     if weights == "imagenet":
         if name not in TORCHVISION_WEIGHTS:
@@ -337,14 +234,10 @@ def build_backbone(name: str, weights: str = "", output_stride: int = 8,
     if name == "resnet38d":
         if output_stride != 8:
             raise ValueError("resnet38d has output stride 8 only (psa/SEAM)")
-        from wsss.nets.resnet38d import ResNet38d
-
         backbone = ResNet38d()
     elif name in TORCHVISION_WEIGHTS:
         backbone = TorchvisionResNet(int(name.removeprefix("resnet")), output_stride)
     elif name in EFFICIENTNETS:
-        from wsss.nets.efficientnet import EfficientNetLite
-
         backbone = EfficientNetLite(name, output_stride)
     else:
         backbone = SmallResNet(output_stride, width=SMALL_WIDTHS[name])

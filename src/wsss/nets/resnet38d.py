@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsss.nets.backbones import Backbone
+from wsss.nets.base import Backbone
 
 
 class ResBlock(nn.Module):

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsss.nets.backbones import Backbone
+from wsss.nets.base import Backbone
 from wsss.nets.cam import CAMNet
 
 NUM_CLASSES = 21  # background + the 20 VOC classes

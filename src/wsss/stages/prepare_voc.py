@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from wsss.data import voc
+from wsss.errors import DatasetError
 from wsss.io import output_dir
 from wsss.stages.common import stage_config
 from wsss.tracking import config_stage_run
@@ -36,6 +37,6 @@ def run(args: argparse.Namespace) -> int:
 def _download(root: Path, workers: int) -> None:
     """Fetch VOC2012 and SBD into the folder that holds ``VOCdevkit/VOC2012``."""
     if root.parts[-2:] != ("VOCdevkit", "VOC2012"):
-        raise voc.DatasetError(f"voc.root {root} must end in VOCdevkit/VOC2012 to download into it "
+        raise DatasetError(f"voc.root {root} must end in VOCdevkit/VOC2012 to download into it "
                                "(the archive unpacks to that folder)")
     voc.download_voc(root.parent.parent, workers=workers)
