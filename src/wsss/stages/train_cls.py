@@ -9,7 +9,6 @@ siamese losses (``wsss.losses.seam_loss``; SEAM ``train_SEAM.py``).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from functools import partial
 
 import torch.nn.functional as F
@@ -51,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
                                 mean=mean, std=std)
     dataset = VOCClassification(voc.root, voc.split("train_aug"), voc.labels, transform)
     if cfg.network == "seam":
-        loss_fn, method_config = partial(seam_loss, cfg=cfg.seam), dataclasses.asdict(cfg.seam)
+        loss_fn, method_config = partial(seam_loss, cfg=cfg.seam), cfg.seam.model_dump()
     else:
         loss_fn, method_config = classification_loss, None
     train_stage(cfg, "train_cls", lambda: build_classifier(cfg), loss_fn, dataset, settings,
