@@ -63,9 +63,9 @@ Momentum = Annotated[Float, Field(ge=0, lt=1)]
 NonEmpty = Annotated[Str, Field(min_length=1)]
 OutputStride = Annotated[Int, rule(lambda stride: stride in (8, 16), "8 or 16")]
 Scales = Annotated[tuple[Float, ...], rule(lambda s: len(s) > 0 and all(x > 0 for x in s), "positive")]
-Interval = rule(lambda pair: 0 < pair[0] <= pair[1], "[low, high] with 0 < low <= high")
-StrideSizes = rule(lambda sizes: all(s >= 32 and s % 32 == 0 for s in sizes),
-                   "multiples of 32 (the network's output stride)")
+low_high = rule(lambda pair: 0 < pair[0] <= pair[1], "[low, high] with 0 < low <= high")
+stride_multiples = rule(lambda sizes: all(s >= 32 and s % 32 == 0 for s in sizes),
+                        "multiples of 32 (the network's output stride)")
 Backbone = Literal["resnet38d", "resnet50", "resnet101", "small", "tiny",
                    "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
 Supervision = Literal["body_detail", "body_edge", "saliency_detail", "saliency_edge"]
@@ -84,7 +84,8 @@ class Section(BaseModel):
         except ValidationError as error:
             raise _config_error(error, type(self), _section_key(type(self)), in_code=True) from None
 
-    __init__.__pydantic_base_init__ = True  # pydantic validates nested sections without this __init__ (as pydantic-settings)
+    # nested sections are validated without this __init__ (the marker pydantic-settings sets too)
+    __init__.__pydantic_base_init__ = True
 
     def _need(self, ok: bool, name: str, requirement: str) -> None:
         """A rule spanning fields: ``<section>.<name> must be <requirement>, got <value>``."""
@@ -96,7 +97,7 @@ class RuntimeConfig(Section):
     device: Literal["auto", "cpu", "cuda"]
     precision: Literal["auto", "fp32", "bf16", "fp16"]
     workers: Annotated[Int, Field(ge=0, le=MAX_WORKERS)]
-    checkpoint_every: Annotated[Int, Field(ge=0)] = 0   # training steps between extra checkpoints (0: at epoch ends only)
+    checkpoint_every: Annotated[Int, Field(ge=0)] = 0   # training steps between extra checkpoints (0: epoch ends only)
 
 
 class TrackingConfig(Section):
@@ -153,7 +154,7 @@ class SynthVOCConfig(Section):
     max_scale: Annotated[Float, Field(le=1)] = 0.75           # ... upper bound
     rotation: Annotated[Float, Field(ge=0, le=90)] = 15.0     # objects are rotated by up to this many degrees
     mark_size: Annotated[Float, Field(gt=0, le=1)] = 0.4      # mark radius / the object's short half side
-    void_width: Annotated[Int, Field(ge=0)] = 2               # width in px of the 255 band along object boundaries (0: none)
+    void_width: Annotated[Int, Field(ge=0)] = 2               # px of the 255 band along object boundaries (0: none)
     noise: Annotated[Float, Field(ge=0)] = 6.0                # std of additive Gaussian pixel noise (0..255 scale)
     jpeg_quality: JPEGQuality = 90
 
@@ -177,9 +178,9 @@ class SynthSODConfig(Section):
     thin_prob: Probability = 0.85  # objects with thin parts
     thin_width_min: Annotated[Float, Field(ge=1)] = 1.5
     thin_width_max: Float = 3.5
-    object_contrast: Annotated[Float, Field(gt=0, le=255)] = 70.0  # RGB distance of an object to its local background (x0.7-1.3)
+    object_contrast: Annotated[Float, Field(gt=0, le=255)] = 70.0  # RGB distance object - local background (x0.7-1.3)
     clutter: Annotated[Float, Field(ge=0)] = 8.0  # mean number of distractors (Poisson)
-    clutter_contrast: Annotated[Float, Field(ge=0, le=255)] = 30.0  # RGB distance of a distractor to its surround (x0.3-1)
+    clutter_contrast: Annotated[Float, Field(ge=0, le=255)] = 30.0  # RGB distance distractor - surround (x0.3-1)
     bg_contrast: Annotated[Float, Field(ge=0, le=255)] = 40.0  # amplitude of background colour variation and texture
     noise: Annotated[Float, Field(ge=0)] = 5.0  # std of Gaussian pixel noise
     jpeg_quality: JPEGQuality = 90
@@ -187,7 +188,8 @@ class SynthSODConfig(Section):
 
     @model_validator(mode="after")
     def _ordered(self):
-        self._need(self.thin_width_min <= self.thin_width_max, "thin_width_max", f">= thin_width_min ({self.thin_width_min})")
+        self._need(self.thin_width_min <= self.thin_width_max, "thin_width_max",
+                   f">= thin_width_min ({self.thin_width_min})")
         return self
 
 
@@ -216,7 +218,7 @@ class TrainClsConfig(Section):
     momentum: Momentum
     poly_power: Float
     polyoptimizer_bug: Bool
-    resize_long: Annotated[tuple[Int, Int], Interval]
+    resize_long: Annotated[tuple[Int, Int], low_high]
     color_jitter: tuple[Float, Float, Float, Float]
     output_stride: OutputStride = 8   # psa/SEAM ResNet-38: 8; 16 halves the cost of the dilated stages
 
@@ -275,9 +277,10 @@ class TrainSegConfig(Section):
     lr: Annotated[Float, Field(gt=0)]
     momentum: Float
     weight_decay: Float
-    scale_range: Annotated[tuple[Float, Float], Interval]
+    scale_range: Annotated[tuple[Float, Float], low_high]
     # deeplab_v2's ASPP dilations (for the 41×41 map of a 321 crop)
-    aspp_rates: Annotated[tuple[Int, ...], rule(lambda rates: len(rates) > 0 and min(rates) >= 1, "dilations >= 1")] = (6, 12, 18, 24)
+    aspp_rates: Annotated[tuple[Int, ...], rule(lambda rates: len(rates) > 0 and min(rates) >= 1,
+                                                "dilations >= 1")] = (6, 12, 18, 24)
     output_stride: OutputStride = 8   # DeepLab-v2: 8
 
 
@@ -352,7 +355,7 @@ class LDFConfig(Section):
     backbone_lr_factor: Annotated[Float, Field(gt=0)]
     momentum: Momentum
     weight_decay: Float
-    train_sizes: Annotated[tuple[Int, ...], Field(min_length=1), StrideSizes]
+    train_sizes: Annotated[tuple[Int, ...], Field(min_length=1), stride_multiples]
     test_size: Annotated[Int, rule(lambda size: size >= 32 and size % 32 == 0,
                                    "a multiple of 32 (the network's output stride)")]
     two_stage: Bool
@@ -387,7 +390,8 @@ class Config(Section):
     @model_validator(mode="after")
     def _pcm_needs_seam(self):
         if self.infer_cam.source == "pcm" and self.network != "seam":
-            raise ValueError(f"infer_cam.source pcm needs network seam, but method {self.method} is network {self.network}")
+            raise ValueError(f"infer_cam.source pcm needs network seam, but method {self.method} "
+                             f"is network {self.network}")
         return self
 
     @property
@@ -429,14 +433,15 @@ def _locate(model, loc: tuple):
 
 
 def _bounds(field) -> str:
-    """``in [0, 1]``, ``in (0, 4]``, ``>= 0``, ``> 0``: the field's ``Field(ge=…, gt=…, le=…, lt=…)``."""
-    bound = {name: getattr(m, name) for m in field.metadata for name in ("ge", "gt", "le", "lt") if hasattr(m, name)}
-    low = f"[{bound['ge']}" if "ge" in bound else f"({bound['gt']}" if "gt" in bound else None
-    high = f"{bound['le']}]" if "le" in bound else f"{bound['lt']})" if "lt" in bound else None
-    if low and high:
-        return f"in {low}, {high}"
-    return f">= {bound['ge']}" if "ge" in bound else f"> {bound['gt']}" if "gt" in bound else \
-        f"<= {bound['le']}" if "le" in bound else f"< {bound['lt']}"
+    """The field's ``Field(ge=…, gt=…, le=…, lt=…)`` in words: ``in [0, 1]``, ``in (0, 4]``, ``>= 0``."""
+    signs = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    bound = {name: getattr(item, name) for item in field.metadata for name in signs if hasattr(item, name)}
+    if len(bound) == 1:
+        [(name, value)] = bound.items()
+        return f"{signs[name]} {value}"
+    low = f"[{bound['ge']}" if "ge" in bound else f"({bound['gt']}"
+    high = f"{bound['le']}]" if "le" in bound else f"{bound['lt']})"
+    return f"in {low}, {high}"
 
 
 TYPES = {"int_type": ("int", "an integer"), "float_type": ("float", "a number"),
@@ -456,7 +461,8 @@ def _message(error: dict, root, key: str, in_code: bool) -> str:
     model, field = _locate(root, loc)
     path = _path(key, loc)
     if kind == "missing" and loc and isinstance(loc[-1], int):   # a fixed-length list cut short
-        return f"{_path(key, loc[:-1])}: expected a list of {len(typing.get_args(field.annotation))} values, got {len(value)}"
+        length = len(typing.get_args(field.annotation))
+        return f"{_path(key, loc[:-1])}: expected a list of {length} values, got {len(value)}"
     if kind == "missing":
         return f"{path}: missing key"
     if kind == "too_long" and error["ctx"]["field_type"] == "Tuple":
@@ -471,7 +477,8 @@ def _message(error: dict, root, key: str, in_code: bool) -> str:
         return f"{path}: expected a list, got {value!r}"
     if kind in TYPES:
         python, yaml_type = TYPES[kind]
-        return f"{path} must be of type {python}, got {value!r}" if in_code else f"{path}: expected {yaml_type}, got {value!r}"
+        return f"{path} must be of type {python}, got {value!r}" if in_code else \
+            f"{path}: expected {yaml_type}, got {value!r}"
     if kind == "literal_error":
         choices = re.findall(r"'([^']*)'", error["ctx"]["expected"])
         return f"{path}: must be one of {', '.join(choices)}, got {value!r}"
@@ -558,11 +565,13 @@ def resolve(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> Config:
         raise ConfigError(f"profiles: expected a mapping of profile names to overrides, got {profiles!r}")
     profile = chosen.get("profile")
     if not isinstance(profile, str) or profile not in profiles:
-        raise ConfigError(f"profile must be one of {', '.join(profiles) or 'none: add a profiles section'}, got {profile!r}")
+        known = ", ".join(profiles) or "none: add a profiles section"
+        raise ConfigError(f"profile must be one of {known}, got {profile!r}")
     methods = chosen.pop("methods", None) or {}
     method = chosen.get("method")
     if not isinstance(method, str) or method not in methods:
-        raise ConfigError(f"method: unknown method {method!r} (known: {', '.join(methods) or 'none: add a methods section'})")
+        known = ", ".join(methods) or "none: add a methods section"
+        raise ConfigError(f"method: unknown method {method!r} (known: {known})")
     entry, changes = methods[method], profiles[profile] or {}
     if not isinstance(entry, dict) or "network" not in entry:
         raise ConfigError(f"methods.{method}: expected a mapping with a network key (cam or seam)")
@@ -610,12 +619,13 @@ def params_schema() -> dict:
     whose entries override any keys of the sections (each entry of ``methods`` names its ``network``)."""
     schema = Config.model_json_schema()
     defs = schema.pop("$defs")
-    defs = {**defs, **{f"Partial{name}": _partial(part) for name, part in defs.items()}, "PartialConfig": _partial(schema)}
+    defs.update({f"Partial{name}": _partial(part) for name, part in defs.items()}, PartialConfig=_partial(schema))
     schema["properties"].update(
         methods={"type": "object", "description": "CAM methods: each a network and the settings it overrides",
-                 "additionalProperties": {"$ref": "#/$defs/PartialConfig", "required": ["network"]}, "minProperties": 1},
+                 "additionalProperties": {"$ref": "#/$defs/PartialConfig", "required": ["network"]},
+                 "minProperties": 1},
         profiles={"type": "object", "description": "profiles: each overrides any keys; `profile` picks one",
                   "additionalProperties": {"$ref": "#/$defs/PartialConfig"}, "minProperties": 1})
     schema["required"] = [name for name in schema["required"] if name != "network"] + ["methods", "profiles"]
-    schema.update(title="params.yaml", description="The configuration of the pipeline (wsss.config.Config and its sections)")
+    schema.update(title="params.yaml", description="The pipeline's configuration (wsss.config.Config and its sections)")
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "$defs": defs}
