@@ -1,17 +1,19 @@
 # The whole DAG. `snakemake --cores 2` builds `rule all`; `dvc.yaml` is generated from this file
-# (`wsss dag dvc`). Configuration: params.yaml, validated by wsss.config (unknown keys, wrong types
-# and out-of-range values stop the run with the offending key named).
+# (`wsss dag dvc`). Configuration: params.yaml, validated against workflow/schemas/config.schema.json
+# (the JSON Schema of wsss.config's models: `wsss config --schema`) and by wsss.config (unknown keys,
+# wrong types and out-of-range values stop the run with the offending key named).
 import os
 import uuid
 
-from snakemake.utils import min_version
+from snakemake.utils import min_version, validate
 
-from wsss.workflow import method_workflow_configs, rule_params, shell_overrides, workflow_config
+from wsss.workflow import method_workflow_configs, rule_params, shell_overrides, typed_config, workflow_config
 
 min_version("9.0")
 
 
 configfile: "params.yaml"
+validate(typed_config(config), "workflow/schemas/config.schema.json")
 
 
 COMMAND_LINE = workflow.config_settings.overwrite_config  # the --config entries alone

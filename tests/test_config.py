@@ -111,11 +111,13 @@ def test_unreadable_params_file_is_named(tmp_path):
         load_config(tmp_path / "absent.yaml")
 
 
-def test_unknown_profile_section_is_an_error():
+def test_the_profiles_are_the_keys_of_the_profiles_section():
     data = raw_params()
-    data["profiles"]["fast"] = {}
-    with pytest.raises(ConfigError, match="profiles.fast: unknown profile"):
-        resolve(data)
+    data["profiles"]["fast"] = {"train_cls": {"epochs": 1}}
+    fast = resolve(data, ["profile=fast"])
+    assert (fast.profile, fast.train_cls.epochs) == ("fast", 1)
+    with pytest.raises(ConfigError, match="profile must be one of smoke, lite, paper, fast, got 'huge'"):
+        resolve(data, ["profile=huge"])
 
 
 def test_a_method_entry_picks_the_network_and_overrides_sections():
@@ -192,3 +194,39 @@ def test_a_snakemake_config_value_that_is_no_yaml_is_named_by_its_key():
     cli = {"train_seg": {"aspp_rates": "[1,"}}
     with pytest.raises(ConfigError, match="train_seg.aspp_rates"):
         workflow_config(deep_merge(read_params(PARAMS), cli), PARAMS, command_line=cli)
+
+
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.json"
+
+
+def test_the_committed_json_schema_is_the_models_schema():
+    """workflow/schemas/config.schema.json is written by `wsss config --schema > workflow/schemas/config.schema.json`."""
+    import json
+
+    from wsss.config import params_schema
+
+    assert json.loads(SCHEMA.read_text()) == params_schema()
+
+
+@pytest.mark.parametrize("change, message", [
+    (None, None),
+    ({"train_cls": {"batch": "eight"}}, "'eight' is not of type 'integer'"),
+    ({"train_cls": {"batch": True}}, "True is not of type 'integer'"),
+    ({"train_cls": {"lrr": 0.1}}, "'lrr' was unexpected"),
+    ({"profiles": {"lite": {"ldf": {"epochs": 2.5}}}}, "2.5 is not of type 'integer'"),
+    ({"profiles": {"fast": {"seam": {"detach": True}}}}, "'detach' was unexpected"),
+    ({"methods": {"seam_flip": {"seam": {"flip": True}}}}, "'network' is a required property"),
+    ({"synth_voc": {"size": 16}}, "16 is less than the minimum of 32"),
+])
+def test_snakemake_validates_params_yaml_against_the_schema(change, message):
+    """The Snakefile's `validate(config, ...)`: params.yaml passes, partial profile and method entries
+    included; a wrong type or an unknown key anywhere fails."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    data = deep_merge(raw_params(), change or {})
+    if message is None:
+        validate(data, str(SCHEMA), set_default=False)
+        return
+    with pytest.raises(WorkflowError, match=re.escape(message)):
+        validate(data, str(SCHEMA), set_default=False)

@@ -1,7 +1,6 @@
 """SEAM: the pixel correlation module, the losses (ER, ECR with OHEM, min pooling), the detach switch,
 training in the shared engine, and the equivariance metric."""
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -202,7 +201,7 @@ def grads_after(net, cfg):
 @pytest.mark.parametrize("pcm_classes", ["all", "present"])
 def test_loss_total_is_the_weighted_sum_of_its_parts(pcm_classes):
     net = seam_net(pcm_classes=pcm_classes).train()
-    cfg = dataclasses.replace(OFFICIAL, er_weight=2.0, min_pool_weight=0.5)
+    cfg = OFFICIAL.model_copy(update=dict(er_weight=2.0, min_pool_weight=0.5))
     torch.manual_seed(1)
     losses = seam_loss(net, batch(), cfg)
     assert set(losses) == {"loss", "cls", "er", "ecr", "min_pool"}
@@ -214,8 +213,8 @@ def test_loss_total_is_the_weighted_sum_of_its_parts(pcm_classes):
 @pytest.mark.parametrize("official", [True, False])
 def test_ecr_gradients_reach_exactly_the_parameters_the_detach_switch_says(official):
     net = seam_net(official_detach=official).train()
-    ecr_only = dataclasses.replace(OFFICIAL, cls_weight=0.0, er_weight=0.0, min_pool_loss=False,
-                                   official_detach=official)
+    ecr_only = OFFICIAL.model_copy(update=dict(cls_weight=0.0, er_weight=0.0, min_pool_loss=False,
+                                               official_detach=official))
     _, reached = grads_after(net, ecr_only)
     pcm = {"proj_low.weight", "proj_mid.weight", "proj.weight"}
     assert {name for name, p in net.named_parameters() if any(p is q for q in net.pcm_parameters())} == pcm
@@ -229,14 +228,14 @@ def test_ecr_gradients_reach_exactly_the_parameters_the_detach_switch_says(offic
 
 def test_classification_and_er_never_train_the_pcm():
     net = seam_net().train()
-    _, reached = grads_after(net, dataclasses.replace(OFFICIAL, ecr_weight=0.0, min_pool_loss=False))
+    _, reached = grads_after(net, OFFICIAL.model_copy(update=dict(ecr_weight=0.0, min_pool_loss=False)))
     assert not any(name.startswith("proj") for name in reached)
     assert "classifier.weight" in reached and any(name.startswith("backbone.stem") for name in reached)
 
 
 def test_er_on_pcm_outputs_trains_the_pcm():
     net = seam_net().train()
-    cfg = dataclasses.replace(OFFICIAL, cls_weight=0.0, ecr_weight=0.0, min_pool_loss=False, er_source="pcm")
+    cfg = OFFICIAL.model_copy(update=dict(cls_weight=0.0, ecr_weight=0.0, min_pool_loss=False, er_source="pcm"))
     _, reached = grads_after(net, cfg)
     assert reached == {"proj_low.weight", "proj_mid.weight", "proj.weight"}
 
@@ -256,7 +255,7 @@ def test_seam_trains_in_the_shared_engine(tmp_path):
     net = seam_net()
     settings = TrainSettings(batch=4, lr=0.01, epochs=1, progress=False)
     path = train(net, lambda model, b: seam_loss(model, b, OFFICIAL), Pairs(), settings, pick_runtime("cpu", "fp32"),
-                 tmp_path, config=dataclasses.asdict(OFFICIAL))
+                 tmp_path, config=OFFICIAL.model_dump())
     state = torch.load(path, weights_only=True)
     assert {"proj.weight", "classifier.weight"} <= set(state)
 

@@ -1,7 +1,6 @@
 """The synthetic SOD benchmark: determinism, layout, and the properties that make it LDF-like."""
 
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -45,7 +44,7 @@ def test_same_seed_same_bytes_whatever_the_workers(dataset, tmp_path):
     root, _ = dataset
     generate(tmp_path / "again", SMALL, workers=2, progress=False)
     assert _files(tmp_path / "again") == _files(root)
-    generate(tmp_path / "other", replace(SMALL, seed=1), workers=1, progress=False)
+    generate(tmp_path / "other", SMALL.model_copy(update=dict(seed=1)), workers=1, progress=False)
     other = _files(tmp_path / "other")
     assert other.keys() == _files(root).keys()
     assert all(other[name] != data for name, data in _files(root).items() if name.endswith(".jpg"))

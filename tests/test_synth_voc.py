@@ -2,7 +2,6 @@
 
 import hashlib
 import xml.etree.ElementTree as ET
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +54,7 @@ def test_config_errors_name_the_field():
 def test_same_seed_same_bytes_for_any_worker_count(tmp_path):
     generate(tmp_path / "a", TINY, workers=1, progress=False)
     generate(tmp_path / "b", TINY, workers=2, progress=False)
-    generate(tmp_path / "c", replace(TINY, seed=1), workers=1, progress=False)
+    generate(tmp_path / "c", TINY.model_copy(update=dict(seed=1)), workers=1, progress=False)
     assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
     assert tree_digest(tmp_path / "a") != tree_digest(tmp_path / "c")
 
@@ -132,7 +131,7 @@ def test_each_object_shows_its_class_mark_inside_its_mask(scenes):
 
 def test_void_band_runs_along_object_boundaries(scenes):
     for index, banded in enumerate(scenes[:50]):
-        plain = render(replace(SCENES, void_width=0), index)
+        plain = render(SCENES.model_copy(update=dict(void_width=0)), index)
         assert (plain.image == banded.image).all() and IGNORE_INDEX not in plain.labels
         void = banded.labels == IGNORE_INDEX
         assert void.any() and void.mean() < 0.25
@@ -153,7 +152,7 @@ def test_context_comes_with_its_class_and_is_background(scenes):
     boats_only = [s for s in scenes if {synth_voc.CLASS_CONTEXT.get(o.label) for o in s.objects} == {"water", None}]
     assert len(boats_only) >= 5 and all(boat in s.labels for s in boats_only)
     assert all(water_fraction(s) > 0.1 for s in boats_only)
-    no_context = [render(replace(SCENES, context=0.0), i) for i in range(100)]
+    no_context = [render(SCENES.model_copy(update=dict(context=0.0)), i) for i in range(100)]
     assert all(s.context is None and water_fraction(s) < 0.02 for s in no_context)
 
 
@@ -161,7 +160,7 @@ def test_discriminative_part_knob_shares_body_colours_within_a_family():
     family = [c for c, name in enumerate(VOC_CLASSES) if synth_voc.CLASS_FAMILY.get(name) == "quadruped"]
 
     def body_colours(discriminative_part: float) -> np.ndarray:
-        cfg = replace(SCENES, size=64, discriminative_part=discriminative_part, clutter=0)
+        cfg = SCENES.model_copy(update=dict(size=64, discriminative_part=discriminative_part, clutter=0))
         pixels = {c: [] for c in family}
         for i in range(200):
             sample = render(cfg, i)

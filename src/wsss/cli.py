@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = commands.add_parser("config", help="print the resolved configuration")
     _config_args(config)
+    config.add_argument("--schema", action="store_true",
+                        help="print the JSON Schema of params.yaml instead (workflow/schemas/config.schema.json)")
 
     dag = commands.add_parser("dag", help="the DAG's DVC view").add_subparsers(dest="dag_command", required=True)
     dvc = dag.add_parser("dvc", help="write dvc.yaml from the Snakefile")
@@ -214,10 +216,15 @@ def _dispatch(args: argparse.Namespace) -> int | None:
 
         return evaluate.run(args)
     if args.command == "config":
+        import json
+
         import yaml
 
-        from wsss.config import load_config
+        from wsss.config import load_config, params_schema
 
+        if args.schema:
+            print(json.dumps(params_schema(), indent=2))
+            return 0
         print(yaml.safe_dump(load_config(args.params, args.overrides).to_dict(), sort_keys=False), end="")
         return 0
     if args.command == "dag":

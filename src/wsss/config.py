@@ -1,435 +1,373 @@
-"""Typed configuration: ``params.yaml`` → validated, frozen dataclasses.
+"""Typed configuration: ``params.yaml`` → validated, frozen pydantic models.
 
-``params.yaml`` is the one configuration of Snakemake (``configfile:``), DVC (``params:``) and the
-CLI. Its top-level sections hold the published settings of the papers (``../shared/reference``);
-``profiles.<name>`` holds overrides, and the key ``profile`` picks one (``smoke`` shrinks the
-pipeline to the synthetic CPU benchmark, ``lite`` runs ImageNet-pretrained EfficientNet-Lite0 on a
-CPU). ``--set a.b=value`` overrides come last.
+``params.yaml`` is the one configuration of Snakemake (``configfile:``, validated against
+``workflow/schemas/config.schema.json``, the JSON Schema of these models that ``wsss config --schema``
+writes), DVC (``params:``) and the CLI. Its top-level sections hold the published settings of the papers
+(``../shared/reference``); ``profiles.<name>`` holds overrides, and the key ``profile`` picks one of
+those names (``smoke`` shrinks the pipeline to the synthetic CPU benchmark, ``lite`` runs
+ImageNet-pretrained EfficientNet-Lite0 on a CPU). ``--set a.b=value`` overrides come last. Every error
+names its dotted key (``train_cls.lr must be > 0, got -1``).
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
-import types
+import re
 import typing
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, model_serializer,
+                      model_validator)
 
 from wsss.errors import ConfigError
+from wsss.nets.registry import CAM_NETWORKS, NETWORKS
 
-PROFILES = ("smoke", "lite", "paper")
 SYNTHETIC_VOC_ROOT = "data/synth/voc"   # where the synth_voc rule writes the synthetic VOC (voc.source: synthetic)
 MAX_IMAGES = 1_000_000        # synthetic set sizes: beyond VOC + SBD and DUTS many times over
 MAX_IMAGE_SIZE = 4096         # synthetic image side, pixels
 MAX_SWEEP_THRESHOLDS = 1000   # background thresholds of one CAM sweep (0.001 apart over [0, 1])
 MAX_WORKERS = 256             # processes of one stage
+DEFAULT_BG_THRESHOLD = 0.26          # CAMs scored without a params file: SEAM infer_SEAM.py out_cam_pred_alpha ...
+DEFAULT_BG_SWEEP = (0.0, 0.6, 0.01)  # ... and SEAM evaluation.py --curve (params.yaml's evaluate section)
 
 
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)
+# The YAML types as written: a bool is no int, 1.0 no int, "1" no number; an int is a number (4 → 4.0).
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+Str = Annotated[str, Strict()]
 
 
-def _at_least(config, minimum: float, *names: str) -> None:
-    for name in names:
-        value = getattr(config, name)
-        _require(value >= minimum, f"{name} must be >= {minimum}, got {value}")
+def _shown(value):
+    return list(value) if isinstance(value, tuple) else value
 
 
-def _above(config, bound: float, *names: str) -> None:
-    for name in names:
-        value = getattr(config, name)
-        _require(value > bound, f"{name} must be > {bound}, got {value}")
+def rule(check, requirement: str) -> AfterValidator:
+    """A rule on one value beyond its bounds: ``<key> must be <requirement>, got <value>``."""
+    def validate(value):
+        if not check(value):
+            raise ValueError(f"must be {requirement}, got {_shown(value)!r}")
+        return value
+    return AfterValidator(validate)
 
 
-def _check_scalar_types(config, section: str) -> None:
-    """Type-check the scalar fields of a config built in code (``build`` checks what comes from YAML)."""
-    for name, hint in typing.get_type_hints(type(config)).items():
-        value = getattr(config, name)
-        allowed = (int, float) if hint is float else hint
-        if isinstance(value, bool) != (hint is bool) or not isinstance(value, allowed):
-            raise ValueError(f"{section}.{name} must be of type {hint.__name__}, got {value!r}")
+Probability = Annotated[Float, Field(ge=0, le=1)]
+Count = Annotated[Int, Field(ge=1)]
+Images = Annotated[Int, Field(ge=1, le=MAX_IMAGES)]
+ImageSize = Annotated[Int, Field(ge=32, le=MAX_IMAGE_SIZE)]
+JPEGQuality = Annotated[Int, Field(ge=1, le=100)]
+Momentum = Annotated[Float, Field(ge=0, lt=1)]
+NonEmpty = Annotated[Str, Field(min_length=1)]
+OutputStride = Annotated[Int, rule(lambda stride: stride in (8, 16), "8 or 16")]
+Scales = Annotated[tuple[Float, ...], rule(lambda s: len(s) > 0 and all(x > 0 for x in s), "positive")]
+low_high = rule(lambda pair: 0 < pair[0] <= pair[1], "[low, high] with 0 < low <= high")
+stride_multiples = rule(lambda sizes: all(s >= 32 and s % 32 == 0 for s in sizes),
+                        "multiples of 32 (the network's output stride)")
+Backbone = Literal["resnet38d", "resnet50", "resnet101", "small", "tiny",
+                   "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+Supervision = Literal["body_detail", "body_edge", "saliency_detail", "saliency_edge"]
+SUPERVISIONS = typing.get_args(Supervision)
 
 
-@dataclass(frozen=True)
-class RuntimeConfig:
+class Section(BaseModel):
+    """A frozen configuration section: unknown keys are errors, and so is a value built in code that
+    breaks a rule (``SynthVOCConfig(train=0)``), with the message ``build`` gives a YAML value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def __init__(self, **values):
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise _config_error(error, type(self), _section_key(type(self)), in_code=True) from None
+
+    # nested sections are validated without this __init__ (the marker pydantic-settings sets too)
+    __init__.__pydantic_base_init__ = True
+
+    def _need(self, ok: bool, name: str, requirement: str) -> None:
+        """A rule spanning fields: ``<section>.<name> must be <requirement>, got <value>``."""
+        if not ok:
+            raise ValueError(f"{name} must be {requirement}, got {_shown(getattr(self, name))!r}")
+
+
+class RuntimeConfig(Section):
     device: Literal["auto", "cpu", "cuda"]
     precision: Literal["auto", "fp32", "bf16", "fp16"]
-    workers: int
-
-    checkpoint_every: int = 0   # training steps between extra checkpoints (0: at epoch ends only)
-
-    def __post_init__(self):
-        _at_least(self, 0, "workers", "checkpoint_every")
-        _require(self.workers <= MAX_WORKERS, f"workers must be <= {MAX_WORKERS}, got {self.workers}")
+    workers: Annotated[Int, Field(ge=0, le=MAX_WORKERS)]
+    checkpoint_every: Annotated[Int, Field(ge=0)] = 0   # training steps between extra checkpoints (0: epoch ends only)
 
 
-@dataclass(frozen=True)
-class TrackingConfig:
-    enabled: bool
+class TrackingConfig(Section):
+    enabled: Bool
 
 
-@dataclass(frozen=True)
-class VOCDataConfig:
+class VOCDataConfig(Section):
     """Where VOC2012 (+ SBD for train_aug) lives and how image-level labels are derived.
 
     ``source: synthetic`` swaps in the synthetic VOC: :func:`resolve` then sets ``root`` to
     :data:`SYNTHETIC_VOC_ROOT` and ``sbd_root`` to "" (the generated tree has its own train_aug).
     """
 
-    root: str
-    sbd_root: str
-    label_source: str
-    download: bool
+    root: NonEmpty
+    sbd_root: Str
+    label_source: Annotated[Str, rule(lambda s: s in ("xml", "mask") or s.endswith(".npy"),
+                                      "'xml', 'mask' or a path to a cls_labels .npy file")]
+    download: Bool
     source: Literal["voc2012", "synthetic"] = "voc2012"
 
-    def __post_init__(self):
-        _require(bool(self.root), "root must not be empty")
-        _require(self.source == "voc2012" or (self.root, self.sbd_root) == (SYNTHETIC_VOC_ROOT, ""),
-                 f"source synthetic reads {SYNTHETIC_VOC_ROOT} only, got root {self.root!r}, sbd_root {self.sbd_root!r} "
-                 "(to read another tree, also set voc.source=voc2012)")
-        _require(self.label_source in ("xml", "mask") or self.label_source.endswith(".npy"),
-                 f"label_source must be 'xml', 'mask' or a path to a cls_labels .npy file, got {self.label_source!r}")
+    @model_validator(mode="after")
+    def _synthetic_tree(self):
+        if self.source == "synthetic" and (self.root, self.sbd_root) != (SYNTHETIC_VOC_ROOT, ""):
+            raise ValueError(f"source synthetic reads {SYNTHETIC_VOC_ROOT} only, got root {self.root!r}, sbd_root "
+                             f"{self.sbd_root!r} (to read another tree, also set voc.source=voc2012)")
+        return self
 
 
-@dataclass(frozen=True)
-class SODDataConfig:
-    """Where the saliency datasets live (one folder per set under ``root``)."""
+class SODDataConfig(Section):
+    """Where the saliency datasets live (one folder per set under ``root``; the set names are params.yaml's)."""
 
-    root: str
-    train_sets: tuple[str, ...]
-    test_sets: tuple[str, ...]
-    download: bool
-
-    def __post_init__(self):
-        _require(bool(self.root), "root must not be empty")
-        _require(len(self.train_sets) > 0, "train_sets must name at least one dataset")
-        _require(len(self.test_sets) > 0, "test_sets must name at least one dataset")
+    root: NonEmpty
+    train_sets: Annotated[tuple[Str, ...], Field(min_length=1)]
+    test_sets: Annotated[tuple[Str, ...], Field(min_length=1)]
+    download: Bool
 
 
-@dataclass(frozen=True)
-class SynthVOCConfig:
+class SynthVOCConfig(Section):
     """Knobs of the synthetic VOC benchmark (sizes in pixels are for the long image side ``size``)."""
 
-    seed: int = 0
-    train: int = 400                   # ids in train.txt (the first ids of train_aug)
-    val: int = 200                     # ids in val.txt (disjoint from train_aug)
-    train_aug: int = 2000              # ids in train_aug.txt, a superset of train
-    size: int = 128                    # long image side; the short side is 75-100 % of it
-    max_objects: int = 4               # objects per image: 1..max_objects, fewer more likely
-    discriminative_part: float = 0.5   # P(body drawn in its family's shared look): only the mark tells the class
-    context: float = 0.8               # P(a context-bearing class brings its context: sky, water, rails, grass)
-    cooccurrence: float = 0.5          # P(a further object is a usual companion of an earlier class)
-    occlusion: float = 0.4             # P(a further object is placed over an earlier one)
-    min_visible: float = 0.35          # share of each object that occluders must leave visible
-    clutter: int = 6                   # at most this many textured distractor shapes per image
-    min_scale: float = 0.3             # object long side / image long side, lower bound
-    max_scale: float = 0.75            # ... upper bound
-    rotation: float = 15.0             # objects are rotated by up to this many degrees
-    mark_size: float = 0.4             # mark radius / the object's short half side
-    void_width: int = 2                # width in px of the 255 band along object boundaries (0: none)
-    noise: float = 6.0                 # std of additive Gaussian pixel noise (0..255 scale)
-    jpeg_quality: int = 90
+    seed: Int = 0
+    train: Images = 400                # ids in train.txt (the first ids of train_aug)
+    val: Images = 200                  # ids in val.txt (disjoint from train_aug)
+    train_aug: Images = 2000           # ids in train_aug.txt, a superset of train
+    size: ImageSize = 128              # long image side; the short side is 75-100 % of it
+    max_objects: Count = 4             # objects per image: 1..max_objects, fewer more likely
+    discriminative_part: Probability = 0.5   # P(body drawn in its family's shared look): only the mark tells the class
+    context: Probability = 0.8         # P(a context-bearing class brings its context: sky, water, rails, grass)
+    cooccurrence: Probability = 0.5    # P(a further object is a usual companion of an earlier class)
+    occlusion: Probability = 0.4       # P(a further object is placed over an earlier one)
+    min_visible: Probability = 0.35    # share of each object that occluders must leave visible
+    clutter: Annotated[Int, Field(ge=0)] = 6                  # at most this many textured distractor shapes per image
+    min_scale: Annotated[Float, Field(gt=0, le=1)] = 0.3      # object long side / image long side, lower bound
+    max_scale: Annotated[Float, Field(le=1)] = 0.75           # ... upper bound
+    rotation: Annotated[Float, Field(ge=0, le=90)] = 15.0     # objects are rotated by up to this many degrees
+    mark_size: Annotated[Float, Field(gt=0, le=1)] = 0.4      # mark radius / the object's short half side
+    void_width: Annotated[Int, Field(ge=0)] = 2               # px of the 255 band along object boundaries (0: none)
+    noise: Annotated[Float, Field(ge=0)] = 6.0                # std of additive Gaussian pixel noise (0..255 scale)
+    jpeg_quality: JPEGQuality = 90
 
-    def __post_init__(self) -> None:
-        _check_scalar_types(self, "synth_voc")
-        self._check("train", 1 <= self.train <= MAX_IMAGES, f"in [1, {MAX_IMAGES}]")
-        self._check("val", 1 <= self.val <= MAX_IMAGES, f"in [1, {MAX_IMAGES}]")
-        self._check("train_aug", self.train <= self.train_aug <= MAX_IMAGES, f"in [synth_voc.train ({self.train}), {MAX_IMAGES}]")
-        self._check("size", 32 <= self.size <= MAX_IMAGE_SIZE, f"in [32, {MAX_IMAGE_SIZE}]")
-        self._check("max_objects", self.max_objects >= 1, ">= 1")
-        for name in ("discriminative_part", "context", "cooccurrence", "occlusion", "min_visible"):
-            self._check(name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
-        self._check("clutter", self.clutter >= 0, ">= 0")
-        self._check("min_scale", 0.0 < self.min_scale <= 1.0, "in (0, 1]")
-        self._check("max_scale", self.min_scale <= self.max_scale <= 1.0, f"in [synth_voc.min_scale ({self.min_scale}), 1]")
-        self._check("rotation", 0.0 <= self.rotation <= 90.0, "in [0, 90]")
-        self._check("mark_size", 0.0 < self.mark_size <= 1.0, "in (0, 1]")
-        self._check("void_width", self.void_width >= 0, ">= 0")
-        self._check("noise", self.noise >= 0.0, ">= 0")
-        self._check("jpeg_quality", 1 <= self.jpeg_quality <= 100, "in [1, 100]")
-
-    def _check(self, name: str, ok: bool, requirement: str) -> None:
-        if not ok:
-            raise ValueError(f"synth_voc.{name} must be {requirement}, got {getattr(self, name)!r}")
+    @model_validator(mode="after")
+    def _ordered(self):
+        self._need(self.train <= self.train_aug, "train_aug", f"in [synth_voc.train ({self.train}), {MAX_IMAGES}]")
+        self._need(self.min_scale <= self.max_scale, "max_scale", f"in [synth_voc.min_scale ({self.min_scale}), 1]")
+        return self
 
 
-@dataclass(frozen=True)
-class SynthSODConfig:
+class SynthSODConfig(Section):
     """Knobs of the generator; sizes and widths are in pixels of the written images."""
 
-    seed: int = 0
-    train: int = 2000  # DUTS-TR images
-    test: int = 200  # ECSSD images
-    size: int = 128  # long side; the short side is drawn from [min_aspect, 1] x size
-    min_aspect: float = 0.75
-    two_objects_prob: float = 0.15  # scenes with two salient objects
-    large_prob: float = 0.15  # single objects covering about half the image or more
-    thin_prob: float = 0.85  # objects with thin parts
-    thin_width_min: float = 1.5
-    thin_width_max: float = 3.5
-    object_contrast: float = 70.0  # RGB distance of an object to its local background (x0.7-1.3)
-    clutter: float = 8.0  # mean number of distractors (Poisson)
-    clutter_contrast: float = 30.0  # RGB distance of a distractor to its surround (x0.3-1)
-    bg_contrast: float = 40.0  # amplitude of background colour variation and texture
-    noise: float = 5.0  # std of Gaussian pixel noise
-    jpeg_quality: int = 90
-    antialias: bool = False  # masks keep partial edge coverage instead of 0/255
+    seed: Int = 0
+    train: Images = 2000  # DUTS-TR images
+    test: Images = 200  # ECSSD images
+    size: ImageSize = 128  # long side; the short side is drawn from [min_aspect, 1] x size
+    min_aspect: Annotated[Float, Field(ge=0.5, le=1)] = 0.75
+    two_objects_prob: Probability = 0.15  # scenes with two salient objects
+    large_prob: Probability = 0.15  # single objects covering about half the image or more
+    thin_prob: Probability = 0.85  # objects with thin parts
+    thin_width_min: Annotated[Float, Field(ge=1)] = 1.5
+    thin_width_max: Float = 3.5
+    object_contrast: Annotated[Float, Field(gt=0, le=255)] = 70.0  # RGB distance object - local background (x0.7-1.3)
+    clutter: Annotated[Float, Field(ge=0)] = 8.0  # mean number of distractors (Poisson)
+    clutter_contrast: Annotated[Float, Field(ge=0, le=255)] = 30.0  # RGB distance distractor - surround (x0.3-1)
+    bg_contrast: Annotated[Float, Field(ge=0, le=255)] = 40.0  # amplitude of background colour variation and texture
+    noise: Annotated[Float, Field(ge=0)] = 5.0  # std of Gaussian pixel noise
+    jpeg_quality: JPEGQuality = 90
+    antialias: Bool = False  # masks keep partial edge coverage instead of 0/255
 
-    def __post_init__(self):
-        _check_scalar_types(self, "synth_sod")
-        rules = [
-            ("train", 1 <= self.train <= MAX_IMAGES, f"in [1, {MAX_IMAGES}]"),
-            ("test", 1 <= self.test <= MAX_IMAGES, f"in [1, {MAX_IMAGES}]"),
-            ("size", 32 <= self.size <= MAX_IMAGE_SIZE, f"in [32, {MAX_IMAGE_SIZE}]"),
-            ("min_aspect", 0.5 <= self.min_aspect <= 1, "in [0.5, 1]"),
-            ("two_objects_prob", 0 <= self.two_objects_prob <= 1, "in [0, 1]"),
-            ("large_prob", 0 <= self.large_prob <= 1, "in [0, 1]"),
-            ("thin_prob", 0 <= self.thin_prob <= 1, "in [0, 1]"),
-            ("thin_width_min", self.thin_width_min >= 1, ">= 1"),
-            ("thin_width_max", self.thin_width_max >= self.thin_width_min, f">= thin_width_min ({self.thin_width_min})"),
-            ("object_contrast", 0 < self.object_contrast <= 255, "in (0, 255]"),
-            ("clutter", self.clutter >= 0, ">= 0"),
-            ("clutter_contrast", 0 <= self.clutter_contrast <= 255, "in [0, 255]"),
-            ("bg_contrast", 0 <= self.bg_contrast <= 255, "in [0, 255]"),
-            ("noise", self.noise >= 0, ">= 0"),
-            ("jpeg_quality", 1 <= self.jpeg_quality <= 100, "in [1, 100]"),
-        ]
-        for name, ok, rule in rules:
-            if not ok:
-                raise ValueError(f"synth_sod.{name} must be {rule}, got {getattr(self, name)!r}")
+    @model_validator(mode="after")
+    def _ordered(self):
+        self._need(self.thin_width_min <= self.thin_width_max, "thin_width_max",
+                   f">= thin_width_min ({self.thin_width_min})")
+        return self
 
 
-@dataclass(frozen=True)
-class EvaluateConfig:
+class EvaluateConfig(Section):
     """Segmentation scoring: background score for CAMs and the threshold sweep (SEAM evaluation.py)."""
 
-    bg_threshold: float
-    bg_sweep: tuple[float, float, float]
-    workers: int
-    equivariance_scale: float   # A of the equivariance error mean |F(A(I)) - A(F(I))| (SEAM Fig. 1): a rescale
-
-    def __post_init__(self):
-        _require(0.0 <= self.bg_threshold <= 1.0, f"bg_threshold must be in [0, 1], got {self.bg_threshold}")
-        _require(0 < self.equivariance_scale <= 4 and self.equivariance_scale != 1,
-                 f"equivariance_scale must be in (0, 4] and not 1, got {self.equivariance_scale}")
-        start, stop, step = self.bg_sweep
-        _require(0.0 <= start < stop <= 1.0 and step > 0 and (stop - start) / step <= MAX_SWEEP_THRESHOLDS,
-                 f"bg_sweep must be [start, stop, step] with 0 <= start < stop <= 1, step > 0 and at most "
-                 f"{MAX_SWEEP_THRESHOLDS} thresholds, got {list(self.bg_sweep)}")
-        _at_least(self, 1, "workers")
-        _require(self.workers <= MAX_WORKERS, f"workers must be <= {MAX_WORKERS}, got {self.workers}")
+    bg_threshold: Probability
+    bg_sweep: Annotated[tuple[Float, Float, Float], rule(
+        lambda s: 0 <= s[0] < s[1] <= 1 and s[2] > 0 and (s[1] - s[0]) / s[2] <= MAX_SWEEP_THRESHOLDS,
+        f"[start, stop, step] with 0 <= start < stop <= 1, step > 0 and at most {MAX_SWEEP_THRESHOLDS} thresholds")]
+    workers: Annotated[Int, Field(ge=1, le=MAX_WORKERS)]
+    # A of the equivariance error mean |F(A(I)) - A(F(I))| (SEAM Fig. 1): a rescale
+    equivariance_scale: Annotated[Float, Field(gt=0, le=4), rule(lambda scale: scale != 1, "in (0, 4] and not 1")]
 
 
-@dataclass(frozen=True)
-class TrainClsConfig:
+class TrainClsConfig(Section):
     """CAM classifier training (psa/SEAM train_cls; reference §2)."""
 
-    backbone: Literal["resnet38d", "resnet50", "resnet101", "small", "tiny",
-                      "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
-    weights: str
-    crop: int
-    batch: int
-    epochs: int
-    lr: float
-    weight_decay: float
-    momentum: float
-    poly_power: float
-    polyoptimizer_bug: bool
-    resize_long: tuple[int, int]
-    color_jitter: tuple[float, float, float, float]
-    output_stride: int = 8   # psa/SEAM ResNet-38: 8; 16 halves the cost of the dilated stages
-
-    def __post_init__(self):
-        _require(self.output_stride in (8, 16), f"output_stride must be 8 or 16, got {self.output_stride}")
-        _at_least(self, 16, "crop")
-        _at_least(self, 1, "batch", "epochs")
-        _above(self, 0, "lr")
-        _at_least(self, 0, "weight_decay")
-        _require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
-        _require(0 < self.resize_long[0] <= self.resize_long[1],
-                 f"resize_long must be [low, high] with 0 < low <= high, got {list(self.resize_long)}")
+    backbone: Backbone
+    weights: Str
+    crop: Annotated[Int, Field(ge=16)]
+    batch: Count
+    epochs: Count
+    lr: Annotated[Float, Field(gt=0)]
+    weight_decay: Annotated[Float, Field(ge=0)]
+    momentum: Momentum
+    poly_power: Float
+    polyoptimizer_bug: Bool
+    resize_long: Annotated[tuple[Int, Int], low_high]
+    color_jitter: tuple[Float, Float, Float, Float]
+    output_stride: OutputStride = 8   # psa/SEAM ResNet-38: 8; 16 halves the cost of the dilated stages
 
 
-@dataclass(frozen=True)
-class InferCamConfig:
+class InferCamConfig(Section):
     """Multi-scale, flipped CAM inference (reference §4)."""
 
-    scales: tuple[float, ...]
-    flip: bool
+    scales: Scales
+    flip: Bool
     norm: Literal["max", "minmax"]
     source: Literal["cam", "pcm"] = "cam"   # the map read: the CAM, or SEAM's PCM output (network seam only)
 
-    def __post_init__(self):
-        _require(len(self.scales) > 0 and all(s > 0 for s in self.scales), f"scales must be positive, got {list(self.scales)}")
+
+class CRFKernels(Section):
+    """The dense CRF's pairwise kernels (pydensecrf ``addPairwiseGaussian`` / ``addPairwiseBilateral``)."""
+
+    gaussian_sxy: Float
+    gaussian_compat: Float
+    bilateral_sxy: Float
+    bilateral_srgb: Float
+    bilateral_compat: Float
+
+    def kernels(self) -> dict[str, float]:
+        """The five kernel settings, as keyword arguments of :func:`wsss.infer.crf.dense_crf`."""
+        return {name: getattr(self, name) for name in CRFKernels.model_fields}
+
+    @model_serializer(mode="wrap")
+    def _kernels_last(self, handler):
+        """The section's own keys, then the kernels: params.yaml's order (Snakemake compares params by repr)."""
+        values = handler(self)
+        return {**{key: value for key, value in values.items() if key not in CRFKernels.model_fields}, **self.kernels()}
 
 
-@dataclass(frozen=True)
-class CRFConfig:
+class CRFConfig(CRFKernels):
     """Dense CRF on CAMs: unary from [(1 - max)^alpha ; CAMs] (psa/SEAM imutils.crf_inference; reference §6)."""
 
-    alpha_low: float
-    alpha_high: float
-    iterations: int
-    gaussian_sxy: float
-    gaussian_compat: float
-    bilateral_sxy: float
-    bilateral_srgb: float
-    bilateral_compat: float
+    alpha_low: Annotated[Float, Field(gt=0)]
+    alpha_high: Float
+    iterations: Count
 
-    def __post_init__(self):
-        _require(0 < self.alpha_low <= self.alpha_high, f"need 0 < alpha_low <= alpha_high, got {self.alpha_low}, {self.alpha_high}")
-        _at_least(self, 1, "iterations")
+    @model_validator(mode="after")
+    def _ordered(self):
+        self._need(self.alpha_low <= self.alpha_high, "alpha_high", f">= alpha_low ({self.alpha_low})")
+        return self
 
 
-@dataclass(frozen=True)
-class TrainSegConfig:
+class TrainSegConfig(Section):
     """DeepLab retraining on pseudo labels (reference §9)."""
 
     arch: Literal["deeplab_v2", "deeplab_v1"]
-    backbone: Literal["resnet101", "resnet38d", "resnet50", "small", "tiny",
-                      "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
-    weights: str
-    crop: int
-    batch: int
-    iterations: int
-    lr: float
-    momentum: float
-    weight_decay: float
-    scale_range: tuple[float, float]
-    aspp_rates: tuple[int, ...] = (6, 12, 18, 24)   # deeplab_v2's ASPP dilations (for the 41×41 map of a 321 crop)
-    output_stride: int = 8   # DeepLab-v2: 8
-
-    def __post_init__(self):
-        _require(self.output_stride in (8, 16), f"output_stride must be 8 or 16, got {self.output_stride}")
-        _at_least(self, 16, "crop")
-        _at_least(self, 1, "batch", "iterations")
-        _above(self, 0, "lr")
-        _require(0 < self.scale_range[0] <= self.scale_range[1], f"scale_range must be [low, high], got {list(self.scale_range)}")
-        _require(len(self.aspp_rates) > 0 and all(r >= 1 for r in self.aspp_rates),
-                 f"aspp_rates must be dilations >= 1, got {list(self.aspp_rates)}")
+    backbone: Backbone
+    weights: Str
+    crop: Annotated[Int, Field(ge=16)]
+    batch: Count
+    iterations: Count
+    lr: Annotated[Float, Field(gt=0)]
+    momentum: Float
+    weight_decay: Float
+    scale_range: Annotated[tuple[Float, Float], low_high]
+    # deeplab_v2's ASPP dilations (for the 41×41 map of a 321 crop)
+    aspp_rates: Annotated[tuple[Int, ...], rule(lambda rates: len(rates) > 0 and min(rates) >= 1,
+                                                "dilations >= 1")] = (6, 12, 18, 24)
+    output_stride: OutputStride = 8   # DeepLab-v2: 8
 
 
-@dataclass(frozen=True)
-class InferSegConfig:
+class InferSegConfig(CRFKernels):
     """DeepLab inference: multi-scale + flip logits averaged, then optionally a dense CRF on the softmax
     (SEAM's retraining test: semantic-segmentation-codebase seamv1-pseudovoc; reference §6, §9)."""
 
-    scales: tuple[float, ...]
-    flip: bool
-    crf: bool
-    crf_iterations: int
-    gaussian_sxy: float
-    gaussian_compat: float
-    bilateral_sxy: float
-    bilateral_srgb: float
-    bilateral_compat: float
-
-    def __post_init__(self):
-        _require(len(self.scales) > 0 and all(s > 0 for s in self.scales), f"scales must be positive, got {list(self.scales)}")
-        _at_least(self, 1, "crf_iterations")
+    scales: Scales
+    flip: Bool
+    crf: Bool
+    crf_iterations: Count
 
 
-@dataclass(frozen=True)
-class SEAMConfig:
+class SEAMConfig(Section):
     """SEAM's siamese training (reference §3: train_SEAM.py; the losses in ``wsss.losses``)."""
 
-    rescale: float          # the affine transform A: rescale factor (official 0.3) ...
-    flip: bool              # ... and an optional horizontal flip
-    cls_weight: float
-    er_weight: float
+    rescale: Annotated[Float, Field(gt=0, le=4)]   # the affine transform A: rescale factor (official 0.3) ...
+    flip: Bool              # ... and an optional horizontal flip
+    cls_weight: Annotated[Float, Field(ge=0)]
+    er_weight: Annotated[Float, Field(ge=0)]
     er_source: Literal["cam", "pcm"]   # ER between raw CAMs (official) or between PCM outputs
-    ecr_weight: float
-    ohem_ratio: float       # share of ECR errors kept (official 0.2; 1.0 = no OHEM)
-    official_detach: bool   # detach PCM inputs, PCM features and ECR targets as the official code
+    ecr_weight: Annotated[Float, Field(ge=0)]
+    ohem_ratio: Annotated[Float, Field(gt=0, le=1)]       # share of ECR errors kept (official 0.2; 1.0 = no OHEM)
+    official_detach: Bool   # detach PCM inputs, PCM features and ECR targets as the official code
     pcm_classes: Literal["all", "present"]   # the PCM's input: every class (official) or the image's classes
-    min_pool_loss: bool     # the official code's extra min-pooling loss (not in the paper)
-    min_pool_weight: float
-    min_pool_ratio: float
+    min_pool_loss: Bool     # the official code's extra min-pooling loss (not in the paper)
+    min_pool_weight: Annotated[Float, Field(ge=0)]
+    min_pool_ratio: Annotated[Float, Field(gt=0, le=1)]
 
-    def __post_init__(self):
-        _require(0 < self.rescale <= 4 and (self.rescale != 1 or self.flip),
-                 f"rescale must be in (0, 4] and not 1 unless flip is on (A must change the image), got {self.rescale}")
-        _require(0 < self.ohem_ratio <= 1, f"ohem_ratio must be in (0, 1], got {self.ohem_ratio}")
-        _require(0 < self.min_pool_ratio <= 1, f"min_pool_ratio must be in (0, 1], got {self.min_pool_ratio}")
-        _at_least(self, 0, "cls_weight", "er_weight", "ecr_weight", "min_pool_weight")
+    @model_validator(mode="after")
+    def _changes_the_image(self):
+        self._need(self.rescale != 1 or self.flip, "rescale",
+                   "in (0, 4] and not 1 unless flip is on (A must change the image)")
+        return self
 
 
-@dataclass(frozen=True)
-class AblationRow:
+class AblationRow(Section):
     """One row of an ablation table: a method's CAMs (or, with ``crf``, its CRF pseudo labels) on train."""
 
-    row: str
-    method: str
-    crf: bool
-    paper: float            # the paper's mIoU (%) on VOC train
+    row: Str
+    method: Str
+    crf: Bool
+    paper: Float            # the paper's mIoU (%) on VOC train
 
-@dataclass(frozen=True)
-class SCCAMConfig:
+
+class SCCAMConfig(Section):
     """SC-CAM sub-category clustering rounds (reference §7)."""
 
-    clusters: int
-    rounds: int
-    subcls_weight: float
-    epochs: int
-
-    def __post_init__(self):
-        _at_least(self, 2, "clusters")
-        _at_least(self, 1, "rounds")
+    clusters: Annotated[Int, Field(ge=2)]
+    rounds: Count
+    subcls_weight: Float
+    epochs: Int
 
 
-@dataclass(frozen=True)
-class DecoupleConfig:
+class DecoupleConfig(Section):
     """Label decoupling into body and detail maps (ldf.md §1)."""
 
     variant: Literal["code", "paper"]   # code: the released utils.py; paper: body × binary mask
-    exact_edt: bool                     # exact Euclidean distance instead of cv2's 5×5 chamfer DIST_L2
+    exact_edt: Bool                     # exact Euclidean distance instead of cv2's 5×5 chamfer DIST_L2
 
 
-SUPERVISIONS = ("body_detail", "body_edge", "saliency_detail", "saliency_edge")
-
-
-@dataclass(frozen=True)
-class LDFConfig:
+class LDFConfig(Section):
     """LDF training and testing (ldf.md §2–5); ``supervision`` picks the two branches' targets (Table 5)."""
 
     backbone: Literal["resnet50", "small", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
-    weights: str
-    width: int
-    batch: int
-    epochs: int
-    fine_epochs: int
-    lr: float
-    backbone_lr_factor: float
-    momentum: float
-    weight_decay: float
-    train_sizes: tuple[int, ...]
-    test_size: int
-    two_stage: bool
-    supervision: Literal["body_detail", "body_edge", "saliency_detail", "saliency_edge"]
-
-    def __post_init__(self):
-        _at_least(self, 1, "width", "batch", "epochs", "fine_epochs")
-        _above(self, 0, "lr", "backbone_lr_factor")
-        _require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
-        _require(len(self.train_sizes) > 0 and all(s >= 32 and s % 32 == 0 for s in self.train_sizes),
-                 f"train_sizes must be multiples of 32 (the network's output stride), got {list(self.train_sizes)}")
-        _require(self.test_size >= 32 and self.test_size % 32 == 0,
-                 f"test_size must be a multiple of 32 (the network's output stride), got {self.test_size}")
+    weights: Str
+    width: Count
+    batch: Count
+    epochs: Count
+    fine_epochs: Count
+    lr: Annotated[Float, Field(gt=0)]
+    backbone_lr_factor: Annotated[Float, Field(gt=0)]
+    momentum: Momentum
+    weight_decay: Float
+    train_sizes: Annotated[tuple[Int, ...], Field(min_length=1), stride_multiples]
+    test_size: Annotated[Int, rule(lambda size: size >= 32 and size % 32 == 0,
+                                   "a multiple of 32 (the network's output stride)")]
+    two_stage: Bool
+    supervision: Supervision
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(Section):
     """The resolved configuration of one pipeline invocation."""
 
-    profile: Literal["smoke", "lite", "paper"]
-    method: str                          # a name under ``methods``: the folder name of its models, CAMs, results
-    network: Literal["cam", "seam"]      # what that method trains: CAMNet + soft-margin loss, or SEAM
-    seed: int
+    profile: Str                         # a name under ``profiles`` (checked by :func:`resolve`)
+    method: Str                          # a name under ``methods``: the folder name of its models, CAMs, results
+    network: Literal[CAM_NETWORKS]       # what that method trains: a CAM network of ``wsss.nets.registry``
+    seed: Int
     runtime: RuntimeConfig
     tracking: TrackingConfig
     voc: VOCDataConfig
@@ -448,9 +386,14 @@ class Config:
     decouple: DecoupleConfig
     ldf: LDFConfig
 
-    def __post_init__(self):
-        if self.infer_cam.source == "pcm" and self.network != "seam":
-            raise ValueError(f"infer_cam.source pcm needs network seam, but method {self.method} is network {self.network}")
+    @model_validator(mode="after")
+    def _pcm_needs_seam(self):
+        source = self.infer_cam.source
+        if source not in NETWORKS[self.network].maps:
+            having = " or ".join(name for name in CAM_NETWORKS if source in NETWORKS[name].maps)
+            raise ValueError(f"infer_cam.source {source} needs network {having}, but method {self.method} "
+                             f"is network {self.network}")
+        return self
 
     @property
     def voc_dataset(self) -> str:
@@ -462,15 +405,106 @@ class Config:
         return "synthetic-sod" if self.profile == "smoke" else "duts"
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_plain(dataclasses.asdict(self))
+        return self.model_dump(mode="json")
 
 
-def _to_plain(value):
-    if isinstance(value, dict):
-        return {key: _to_plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_to_plain(item) for item in value]
-    return value
+def _section_key(cls) -> str:
+    """The key of section ``cls`` in :class:`Config` ("" for Config itself and for rows)."""
+    return next((name for name, field in Config.model_fields.items() if field.annotation is cls), "")
+
+
+def _model_in(annotation):
+    """The model class of a field's annotation (``LDFConfig``, ``tuple[AblationRow, ...]``), or None."""
+    return next((kind for kind in (annotation, *typing.get_args(annotation))
+                 if isinstance(kind, type) and issubclass(kind, BaseModel)), None)
+
+
+def _locate(model, loc: tuple):
+    """The model holding the last key of ``loc`` (a pydantic error location under ``model``) and its field."""
+    field = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if field is not None:
+            model = _model_in(field.annotation)
+        field = model.model_fields.get(part) if model else None
+        if field is None:
+            break
+    return model, field
+
+
+def _bounds(field) -> str:
+    """The field's ``Field(ge=…, gt=…, le=…, lt=…)`` in words: ``in [0, 1]``, ``in (0, 4]``, ``>= 0``."""
+    signs = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    bound = {name: getattr(item, name) for item in field.metadata for name in signs if hasattr(item, name)}
+    if len(bound) == 1:
+        [(name, value)] = bound.items()
+        return f"{signs[name]} {value}"
+    low = f"[{bound['ge']}" if "ge" in bound else f"({bound['gt']}"
+    high = f"{bound['le']}]" if "le" in bound else f"{bound['lt']})"
+    return f"in {low}, {high}"
+
+
+TYPES = {"int_type": ("int", "an integer"), "float_type": ("float", "a number"),
+         "bool_type": ("bool", "true or false"), "string_type": ("str", "a string")}
+BOUNDS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+
+
+def _path(key: str, loc: tuple) -> str:
+    for part in loc:
+        key = f"{key}[{part}]" if isinstance(part, int) else _join(key, part)
+    return key
+
+
+def _message(error: dict, root, key: str, in_code: bool) -> str:
+    """One pydantic error as a sentence that names the dotted key (``train_cls.lr must be > 0, got -1``)."""
+    loc, kind, value = error["loc"], error["type"], error["input"]
+    model, field = _locate(root, loc)
+    path = _path(key, loc)
+    if kind == "missing" and loc and isinstance(loc[-1], int):   # a fixed-length list cut short
+        length = len(typing.get_args(field.annotation))
+        return f"{_path(key, loc[:-1])}: expected a list of {length} values, got {len(value)}"
+    if kind == "missing":
+        return f"{path}: missing key"
+    if kind == "too_long" and error["ctx"]["field_type"] == "Tuple":
+        return f"{path}: expected a list of {error['ctx']['max_length']} values, got {len(value)}"
+    if kind in ("too_short", "string_too_short"):
+        return f"{path} must not be empty"
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key (known: {', '.join(model.model_fields)})"
+    if kind == "model_type":
+        return f"{path or 'the top level'}: expected a mapping, got {type(value).__name__}"
+    if kind == "tuple_type":
+        return f"{path}: expected a list, got {value!r}"
+    if kind in TYPES:
+        python, yaml_type = TYPES[kind]
+        return f"{path} must be of type {python}, got {value!r}" if in_code else \
+            f"{path}: expected {yaml_type}, got {value!r}"
+    if kind == "literal_error":
+        choices = re.findall(r"'([^']*)'", error["ctx"]["expected"])
+        return f"{path}: must be one of {', '.join(choices)}, got {value!r}"
+    if kind in BOUNDS:
+        return f"{path} must be {_bounds(field)}, got {value!r}"
+    if kind == "value_error":   # a rule(): "must be …"; a model validator: "<field> must be …"
+        of_one_value = field is not None and _model_in(field.annotation) is None and not isinstance(loc[-1], int)
+        return f"{path} {error['ctx']['error']}" if of_one_value else _join(path, str(error["ctx"]["error"]))
+    return f"{path}: {error['msg']}"
+
+
+def _config_error(error: ValidationError, root, key: str = "", in_code: bool = False) -> ConfigError:
+    return ConfigError("; ".join(_message(item, root, key, in_code) for item in error.errors()))
+
+
+def _join(key: str, name: str) -> str:
+    return f"{key}.{name}" if key else name
+
+
+def build(cls, data: Any, key: str = ""):
+    """Validate ``data`` as the model ``cls`` of section ``key``: unknown keys, types and ranges."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as error:
+        raise _config_error(error, cls, key) from None
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -527,27 +561,30 @@ def resolve(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     for text in overrides:
         override = deep_merge(override, parse_override(text))
     chosen = deep_merge(raw, override)
+    profiles = chosen.pop("profiles", None) or {}
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"profiles: expected a mapping of profile names to overrides, got {profiles!r}")
     profile = chosen.get("profile")
-    if profile not in PROFILES:
-        raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
-    profiles = chosen.pop("profiles", {}) or {}
-    unknown = sorted(set(profiles) - set(PROFILES))
-    if unknown:
-        raise ConfigError(f"profiles.{unknown[0]}: unknown profile (known: {', '.join(PROFILES)})")
+    if not isinstance(profile, str) or profile not in profiles:
+        known = ", ".join(profiles) or "none: add a profiles section"
+        raise ConfigError(f"profile must be one of {known}, got {profile!r}")
     methods = chosen.pop("methods", None) or {}
     method = chosen.get("method")
-    if method not in methods:
-        raise ConfigError(f"method: unknown method {method!r} (known: {', '.join(methods) or 'none: add a methods section'})")
-    entry = methods[method]
+    if not isinstance(method, str) or method not in methods:
+        known = ", ".join(methods) or "none: add a methods section"
+        raise ConfigError(f"method: unknown method {method!r} (known: {known})")
+    entry, changes = methods[method], profiles[profile] or {}
     if not isinstance(entry, dict) or "network" not in entry:
-        raise ConfigError(f"methods.{method}: expected a mapping with a network key (cam or seam)")
-    resolved = deep_merge(deep_merge(deep_merge(chosen, entry), profiles.get(profile) or {}), override)
+        raise ConfigError(f"methods.{method}: expected a mapping with a network key ({' or '.join(CAM_NETWORKS)})")
+    if not isinstance(changes, dict):
+        raise ConfigError(f"profiles.{profile}: expected a mapping of overrides, got {changes!r}")
+    resolved = deep_merge(deep_merge(deep_merge(chosen, entry), changes), override)
     resolved.pop("methods", None)
     if isinstance(resolved.get("voc"), dict) and resolved["voc"].get("source") == "synthetic":
         named = override.get("voc") if isinstance(override.get("voc"), dict) else {}
         kept = {key: named[key] for key in ("root", "sbd_root") if key in named}  # refused below, not ignored
         resolved["voc"] = {**resolved["voc"], "root": SYNTHETIC_VOC_ROOT, "sbd_root": "", **kept}
-    cfg = build(Config, resolved, "")
+    cfg = build(Config, resolved)
     unknown = [row.method for row in cfg.seam_ablation if row.method not in methods]
     if unknown:
         raise ConfigError(f"seam_ablation: unknown method {unknown[0]!r} (known: {', '.join(methods)})")
@@ -567,79 +604,29 @@ def load_config(path: str | Path = "params.yaml", overrides: list[str] | tuple[s
         raise ConfigError(f"{path}: {error}") from None
 
 
-def build(cls, data: Any, key: str):
-    """Build dataclass ``cls`` from ``data``, checking unknown keys, types and ranges."""
-    where = key or "the top level"
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    fields = {field.name: field for field in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(f"{_join(key, unknown[0])}: unknown key (known: {', '.join(fields)})")
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for name, field in fields.items():
-        path = _join(key, name)
-        if name not in data:
-            has_default = field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
-            if has_default:
-                continue
-            raise ConfigError(f"{path}: missing key")
-        values[name] = _convert(hints[name], data[name], path)
-    try:
-        return cls(**values)
-    except ValueError as error:
-        message = str(error)
-        raise ConfigError(message if key and message.startswith(key + ".") else _join(key, message)) from None
+def _partial(node):
+    """A JSON Schema ``node`` with no key required and no defaults, referring to the partial definitions."""
+    if isinstance(node, list):
+        return [_partial(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {key: "#/$defs/Partial" + value.rsplit("/", 1)[1] if key == "$ref" else _partial(value)
+            for key, value in node.items() if key not in ("required", "default")}
 
 
-def _join(key: str, name: str) -> str:
-    return f"{key}.{name}" if key else name
-
-
-def _convert(hint, value, path: str):
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        return build(hint, value, path)
-    if origin is Literal:
-        choices = typing.get_args(hint)
-        if value not in choices:
-            raise ConfigError(f"{path}: must be one of {', '.join(map(str, choices))}, got {value!r}")
-        return value
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path}: expected a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(args[0], item, f"{path}[{i}]") for i, item in enumerate(value))
-        if len(value) != len(args):
-            raise ConfigError(f"{path}: expected a list of {len(args)} values, got {len(value)}")
-        return tuple(_convert(arg, item, f"{path}[{i}]") for i, (arg, item) in enumerate(zip(args, value)))
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(hint):
-            try:
-                return _convert(arg, value, path)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{path}: {value!r} does not match {hint}")
-    if hint is type(None):
-        if value is not None:
-            raise ConfigError(f"{path}: expected null, got {value!r}")
-        return None
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {value!r}")
-        return value
-    raise ConfigError(f"{path}: unsupported type {hint}")
+def params_schema() -> dict:
+    """The JSON Schema of a params file (``wsss config --schema`` → ``workflow/schemas/config.schema.json``):
+    the sections of :class:`Config` (``network`` comes from the method), plus ``methods`` and ``profiles``,
+    whose entries override any keys of the sections (each entry of ``methods`` names its ``network``)."""
+    schema = Config.model_json_schema()
+    defs = schema.pop("$defs")
+    defs.update({f"Partial{name}": _partial(part) for name, part in defs.items()}, PartialConfig=_partial(schema))
+    schema["properties"].update(
+        methods={"type": "object", "description": "CAM methods: each a network and the settings it overrides",
+                 "additionalProperties": {"$ref": "#/$defs/PartialConfig", "required": ["network"]},
+                 "minProperties": 1},
+        profiles={"type": "object", "description": "profiles: each overrides any keys; `profile` picks one",
+                  "additionalProperties": {"$ref": "#/$defs/PartialConfig"}, "minProperties": 1})
+    schema["required"] = [name for name in schema["required"] if name != "network"] + ["methods", "profiles"]
+    schema.update(title="params.yaml", description="The pipeline's configuration (wsss.config.Config and its sections)")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "$defs": defs}

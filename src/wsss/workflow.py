@@ -68,6 +68,12 @@ def workflow_config(snakemake_config: dict, params_file: str | Path = "params.ya
     return resolve(on_disk, items), items
 
 
+def typed_config(snakemake_config: dict, params_file: str | Path = "params.yaml") -> dict:
+    """Snakemake's ``config`` with each ``--config`` value typed like ``params.yaml``'s (see :func:`_typed_like`):
+    what the Snakefile validates against the JSON Schema of the configuration."""
+    return _typed_like(snakemake_config, read_params(params_file))
+
+
 def _differences(base: dict, changed: dict, prefix: str = "", keep_equal: bool = False):
     """(dotted key, YAML value) of each leaf of ``changed`` that differs from ``base`` (every leaf with
     ``keep_equal``), each value typed like ``base``'s."""

@@ -5,8 +5,9 @@
 # Training and inference rules take one thread (Snakemake sets OMP_NUM_THREADS): the smoke networks gain little
 # from a second one, and two jobs side by side keep both cores busy, also when other work shares them.
 
+from wsss.config import SUPERVISIONS  # the values of ldf.supervision
+
 SOD_RESULTS = f"results/{CFG.sod_dataset}"
-SUPERVISIONS = ("body_detail", "body_edge", "saliency_detail", "saliency_edge")
 
 
 wildcard_constraints:

@@ -74,8 +74,7 @@ def cam_to_pseudo_label(image: np.ndarray, keys, cams: np.ndarray, alpha: float,
         return np.zeros((height, width), np.uint8)
     background = (1 - np.clip(cams.max(axis=0, keepdims=True), 0, 1)) ** alpha
     scores = np.concatenate([background, cams]).astype(np.float32)
-    marginals = dense_crf(image, scores, crf.iterations, crf.gaussian_sxy, crf.gaussian_compat,
-                          crf.bilateral_sxy, crf.bilateral_srgb, crf.bilateral_compat)
+    marginals = dense_crf(image, scores, crf.iterations, **crf.kernels())
     lookup = np.concatenate([[0], keys]).astype(np.uint8)
     return lookup[marginals.argmax(axis=0)]
 

@@ -47,8 +47,7 @@ def segment(model: torch.nn.Module, image: np.ndarray, cfg: InferSegConfig, runt
     """HxW uint8 label map of one HxWx3 uint8 image."""
     probs = torch.softmax(multiscale_logits(model, image, cfg.scales, cfg.flip, runtime), dim=0).numpy()
     if cfg.crf:
-        probs = dense_crf(image, probs, cfg.crf_iterations, cfg.gaussian_sxy, cfg.gaussian_compat,
-                          cfg.bilateral_sxy, cfg.bilateral_srgb, cfg.bilateral_compat)
+        probs = dense_crf(image, probs, cfg.crf_iterations, **cfg.kernels())
     return probs.argmax(axis=0).astype(np.uint8)
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wsss.config import MAX_SWEEP_THRESHOLDS
+from wsss.config import DEFAULT_BG_SWEEP, DEFAULT_BG_THRESHOLD, MAX_SWEEP_THRESHOLDS
 from wsss.data.cam_files import cam_path, load_cams
 from wsss.data.classes import IGNORE_INDEX, NUM_VOC_CLASSES, VOC_CLASSES
 from wsss.io import read_id_list, read_label_png
@@ -70,7 +70,7 @@ def evaluate_label_dirs(pred_dir: str | Path, gt_dir: str | Path, ids: IdList = 
 
 
 def evaluate_cam_dir(cam_dir: str | Path, gt_dir: str | Path, ids: IdList = None,
-                     bg_threshold: float = 0.26, sweep: tuple[float, float, float] | None = (0.0, 0.6, 0.01),
+                     bg_threshold: float = DEFAULT_BG_THRESHOLD, sweep: tuple[float, float, float] | None = DEFAULT_BG_SWEEP,
                      workers: int = 2) -> dict:
     """Score CAM files (``<id>.npz`` or psa/SEAM/irn ``<id>.npy``) against VOC label PNGs.
 

@@ -66,6 +66,7 @@ class Network:
     build: Callable[[Config, str], nn.Module]
     loss: str
     settings: str | None = None                 # its own config section, passed to the loss as ``cfg``
+    maps: tuple[str, ...] = ("cam",)            # the maps infer_cam can read (``infer_cam.source``), CAM networks
 
     def loss_fn(self, cfg: Config) -> Callable:
         """The engine's ``loss_fn(model, batch) -> dict``, bound to this network's own settings."""
@@ -79,7 +80,7 @@ class Network:
 
 NETWORKS: dict[str, Network] = {entry.name: entry for entry in (
     Network("cam", "train_cls", _build_cam, "classification_loss"),
-    Network("seam", "train_cls", _build_seam, "seam_loss", settings="seam"),
+    Network("seam", "train_cls", _build_seam, "seam_loss", settings="seam", maps=("cam", "pcm")),
     Network("deeplab", "train_seg", _build_deeplab, "segmentation_loss"),
     Network("ldf", "ldf", _build_ldf, "ldf_loss"),
 )}

@@ -11,6 +11,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from wsss.config import DEFAULT_BG_SWEEP, DEFAULT_BG_THRESHOLD
 from wsss.io import write_json
 from wsss.stages.common import has_params, stage_config
 from wsss.tracking import require_server, stage_run
@@ -48,8 +49,8 @@ def _segmentation(args: argparse.Namespace, cfg, workers: int):
     from wsss.metrics.report import format_segmentation_table, plot_per_class, plot_threshold_sweep
 
     if args.cams:
-        threshold = args.bg_threshold if args.bg_threshold is not None else (cfg.evaluate.bg_threshold if cfg else 0.26)
-        sweep = _parse_range(args.bg_thresholds) if args.bg_thresholds else (cfg.evaluate.bg_sweep if cfg else (0.0, 0.6, 0.01))
+        threshold = args.bg_threshold if args.bg_threshold is not None else (cfg.evaluate.bg_threshold if cfg else DEFAULT_BG_THRESHOLD)
+        sweep = _parse_range(args.bg_thresholds) if args.bg_thresholds else (cfg.evaluate.bg_sweep if cfg else DEFAULT_BG_SWEEP)
         result = segmentation.evaluate_cam_dir(args.pred, args.gt, args.list, bg_threshold=threshold,
                                                sweep=sweep, workers=workers)
     else:

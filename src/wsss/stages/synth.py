@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import json
 
@@ -28,7 +27,7 @@ def run(args: argparse.Namespace, section: str) -> int:
     else:
         settings = section_without_params(args, section, getattr(module, class_name))
         tracked = stage_run(section, pipeline=pipeline, dataset=dataset, profile="smoke",
-                            params={section: dataclasses.asdict(settings)})
+                            params={section: settings.model_dump()})
     with tracked as run:
         summary = module.generate(args.out, settings, workers=args.workers)
         run.log_metrics({key: value for key, value in summary.items() if isinstance(value, (int, float))})
