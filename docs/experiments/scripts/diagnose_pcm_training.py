@@ -1,8 +1,9 @@
 """Diagnosis: what SEAM's losses teach the pixel correlation module, with the CAM branch held fixed.
 
-    python benchmarks/diagnose_pcm_training.py MODEL.pt [--steps N] [--set seam.ohem_ratio=1.0 ...]
+    python docs/experiments/scripts/diagnose_pcm_training.py MODEL.pt [--steps N] [--set seam.ohem_ratio=1.0 ...]
 
-Not run by ``benchmarks/run.py``: it needs a SEAM classifier trained by ``wsss train-cls --set method=seam``.
+Run from the repository root (relative paths and ``--params`` as for ``wsss``); it needs a SEAM classifier
+trained by ``wsss train-cls --set method=seam``.
 Under the official detach (``seam.official_detach: true``) the PCM's losses (ECR, the min-pooling loss, ER
 when ``er_source: pcm``) reach only its three projections, and no other loss reaches them, so the PCM and
 the CAM branch train independently. This script re-initialises the projections of the trained model and
@@ -15,24 +16,23 @@ projections. Prints JSON (percent).
 
 import argparse
 import json
-import sys
 import tempfile
 from functools import partial
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+import torch
 
-import torch  # noqa: E402
+from wsss.config import load_config
+from wsss.data.datasets import VOCClassification, open_prepared_voc
+from wsss.data.transforms import train_transform
+from wsss.engine import TrainSettings, seed_everything, train
+from wsss.losses import seam_loss
+from wsss.stages.common import load_trained
+from wsss.stages.train_cls import build_classifier
 
-from diagnose_pcm import score  # noqa: E402
-from wsss.config import load_config  # noqa: E402
-from wsss.data.datasets import VOCClassification, open_prepared_voc  # noqa: E402
-from wsss.data.transforms import train_transform  # noqa: E402
-from wsss.engine import TrainSettings, seed_everything, train  # noqa: E402
-from wsss.losses import seam_loss  # noqa: E402
-from wsss.stages.common import load_trained  # noqa: E402
-from wsss.stages.train_cls import build_classifier  # noqa: E402
+from diagnose_pcm import score  # beside this file: Python puts a script's folder on sys.path
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def retrain_pcm(cfg, model_path: Path, voc, steps: int | None):
