@@ -6,8 +6,8 @@
 Run from the repository root (relative paths as for ``wsss``); it needs a classifier trained by
 ``wsss train-cls`` (``--set`` as for that run). For every image of the split it takes the single-scale,
 unflipped CAM of the present classes and revises it with SEAM's PCM (paper Eq. 4,
-``wsss.nets.seam.pixel_correlation``) under several affinities and inputs, and scores each variant as ``eval_cam`` does (mIoU at the background threshold and at the best of
-the sweep). Variants:
+``wsss.nets.seam.pixel_correlation``) under several affinities and inputs, and scores each variant as
+``eval_cam`` does (mIoU at the background threshold and at the best of the sweep). Variants:
 
 * ``cam``: the CAM itself (max-normalised), what the PCM starts from;
 * ``pcm``: the network's own PCM as inference reads it (SEAM networks), whose input keeps, per pixel, the
