@@ -8,16 +8,14 @@ Label reading decodes the real VOC train masks of ``../shared/data`` when presen
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from wsss.data import sod, synth_sod, synth_voc, voc
+from wsss.io import read_id_list, read_label_png
 
-from wsss.data import sod, synth_sod, synth_voc, voc  # noqa: E402
-from wsss.io import read_id_list, read_label_png  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARED_VOC = ROOT.parent / "shared" / "data" / "voc2012"
 

@@ -13,22 +13,17 @@ step; no loader, no checkpoint) on the same model gives the engine's overhead. P
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+from torch.utils.data import Dataset
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-import torchvision  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.data import Dataset  # noqa: E402
-
-from wsss.engine import TrainSettings, train  # noqa: E402
-from wsss.runtime import pick_runtime  # noqa: E402
+from wsss.engine import TrainSettings, train
+from wsss.runtime import pick_runtime
 
 
 class ResNet50Classifier(nn.Module):
@@ -78,9 +73,10 @@ class Recorder:
 def engine_images_per_s(precision: str, batch: int, size: int, steps: int) -> float:
     torch.manual_seed(0)
     recorder = Recorder()
-    settings = TrainSettings(batch=batch, lr=0.01, epochs=2, device="cpu", precision=precision, progress=False)
+    settings = TrainSettings(batch=batch, lr=0.01, epochs=2, progress=False)
     with tempfile.TemporaryDirectory() as out:
-        train(ResNet50Classifier(), multilabel_loss, RandomImages(batch * steps, size), settings, out, recorder)
+        train(ResNet50Classifier(), multilabel_loss, RandomImages(batch * steps, size), settings,
+              pick_runtime("cpu", precision), out, recorder)
     return recorder.epochs[-1]
 
 

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from wsss.io import read_id_list, read_label_png, save_label_png
 
-from wsss.io import read_id_list, read_label_png, save_label_png  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def degrade(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A plausible wrong prediction: shifted mask, sometimes a swapped class, a dropped block."""
@@ -86,7 +86,7 @@ def main() -> None:
     list_file = args.voc / "ImageSets/Segmentation" / f"{args.split}.txt"
     gt_dir = args.voc / "SegmentationClassAug"
     ids = read_id_list(list_file)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    env = dict(os.environ)  # the subprocesses run the installed wsss
 
     with tempfile.TemporaryDirectory(prefix="bench_evaluate.") as tmp:
         pred_dir = Path(tmp) / "pred"

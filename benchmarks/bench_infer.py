@@ -24,7 +24,6 @@ import json
 import os
 import resource
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,14 +33,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from wsss.config import CRFConfig, InferCamConfig
+from wsss.data.cam_files import save_cams
+from wsss.infer.cam import infer_cam_dir, multiscale_cam
+from wsss.infer.crf import crf_label_dir, dense_crf
+from wsss.runtime import Runtime, cpu_has_bf16
 
-from wsss.config import CRFConfig, InferCamConfig  # noqa: E402
-from wsss.data.cam_files import save_cams  # noqa: E402
-from wsss.infer.cam import infer_cam_dir, multiscale_cam  # noqa: E402
-from wsss.infer.crf import crf_label_dir, dense_crf  # noqa: E402
-from wsss.runtime import Runtime, cpu_has_bf16  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARED_JPEGS = ROOT.parent / "shared" / "data" / "voc2012" / "JPEGImages"
 CRF = CRFConfig(alpha_low=4, alpha_high=24, iterations=10, gaussian_sxy=3, gaussian_compat=3,

@@ -33,13 +33,12 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from wsss.data.decouple import decouple_dir
+from wsss.losses import ldf_loss
+from wsss.nets.ldf import build_ldf, parameter_count
+from wsss.runtime import cpu_has_bf16
 
-from wsss.data.decouple import decouple_dir  # noqa: E402
-from wsss.nets.ldf import build_ldf, parameter_count  # noqa: E402
-from wsss.runtime import cpu_has_bf16  # noqa: E402
-from wsss.stages.train_ldf import ldf_loss  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARED_MASKS = ROOT.parent / "shared" / "data" / "sod-eval" / "masks"
 ANCHORS = {"split_map_ms_per_image_1proc": 4.9, "split_map_ms_per_image_2procs": 2.4,

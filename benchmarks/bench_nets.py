@@ -10,18 +10,13 @@ and the parameter counts. The anchor (performance.md #4a): the official SEAM net
 import argparse
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from wsss.nets.backbones import build_backbone  # noqa: E402
-from wsss.nets.cam import CAMNet  # noqa: E402
-from wsss.runtime import cpu_has_bf16  # noqa: E402
+from wsss.nets.backbones import build_backbone
+from wsss.nets.cam import CAMNet
+from wsss.runtime import cpu_has_bf16
 
 
 def forward_seconds(net: torch.nn.Module, x: torch.Tensor, bf16: bool, repeats: int, batch_size: int = 1) -> float:

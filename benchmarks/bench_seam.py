@@ -17,20 +17,16 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+import torch
+import torch.nn.functional as F
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from wsss.config import SEAMConfig  # noqa: E402
-from wsss.losses import seam_loss  # noqa: E402
-from wsss.nets.backbones import build_backbone  # noqa: E402
-from wsss.nets.cam import CAMNet  # noqa: E402
-from wsss.nets.seam import SEAMNet  # noqa: E402
-from wsss.runtime import pick_runtime  # noqa: E402
+from wsss.config import SEAMConfig
+from wsss.losses import seam_loss
+from wsss.nets.backbones import build_backbone
+from wsss.nets.cam import CAMNet
+from wsss.nets.seam import SEAMNet
+from wsss.runtime import pick_runtime
 
 OFFICIAL = SEAMConfig(rescale=0.3, flip=False, cls_weight=1.0, er_weight=1.0, er_source="cam", ecr_weight=1.0,
                       ohem_ratio=0.2, official_detach=True, pcm_classes="all", min_pool_loss=True, min_pool_weight=1.0,

@@ -62,7 +62,7 @@ def test_er_is_zero_for_an_equivariant_map_and_grows_with_a_perturbation(scale, 
 
 
 def test_er_charges_a_misregistration_more_the_wider_the_activation():
-    """Why ER shrinks CAMs trained from scratch (README, SEAM section): the L1 between max-normalised maps
+    """Why ER shrinks CAMs trained from scratch (docs/experiments/seam.md): the L1 between max-normalised maps
     that are one cell apart grows with the activated extent, so a branch pair that cannot align exactly
     lowers ER by activating less."""
     yy, xx = torch.meshgrid(torch.arange(12.0), torch.arange(12.0), indexing="ij")

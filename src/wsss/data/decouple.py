@@ -10,7 +10,7 @@ high near its boundary:
 
 ``variant="code"`` keeps what the released code computes: the blur lets the body leak about
 2 px outside the object, where detail is 0. ``variant="paper"`` multiplies the body by the
-binary mask first, as the paper says ("to remove the background interference", issue #8), so
+binary mask first, as the paper says ("to remove the background interference", weijun88/LDF GitHub issue #8), so
 both maps are zero outside the object. An empty mask gives zero maps; a mask with no zero
 pixel gives body 255 and detail 0 everywhere (the reference's behaviour, ldf.md §1).
 

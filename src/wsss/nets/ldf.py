@@ -80,7 +80,7 @@ class Decoder(nn.Module):
 
 class InteractionEncoder(nn.Module):
     """fused₁ (128 channels, stride 4) → per-level features of each branch, coarse to fine (Fig. 2's
-    "interaction encoder", mislabelled "decoder" there, LDF issue #14)."""
+    "interaction encoder", mislabelled "decoder" there, weijun88/LDF GitHub issue #14)."""
 
     def __init__(self, width: int, levels: int = 4):
         super().__init__()

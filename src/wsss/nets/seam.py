@@ -16,7 +16,7 @@
   PCM output reach the backbone and the classifier too.
 * ``pcm_classes``: ``"all"`` (official) builds ``y`` from all 20 foreground maps, so an absent class's
   faint positive map, max-normalised to 1, can be a pixel's strongest class and zero the present one (on the
-  smoke benchmark it is on 77 % of the object cells; ``benchmarks/diagnose_pcm.py``). ``"present"`` keeps
+  smoke benchmark it is on 77 % of the object cells; ``docs/experiments/scripts/diagnose_pcm.py``). ``"present"`` keeps
   only the image's classes (the labels of the training batch, the inferred classes at inference).
 
 Memory: the affinity is dense, N × hw × hw. At the paper's 448 crop (56×56 at stride 8) that is

@@ -1,12 +1,13 @@
 """Diagnosis: what limits the pixel correlation module's revision of a trained classifier's CAMs.
 
-    python benchmarks/diagnose_pcm.py MODEL.pt [--voc data/prepared/voc] [--split train] [--set method=seam ...]
+    python docs/experiments/scripts/diagnose_pcm.py MODEL.pt [--voc data/prepared/voc] [--split train]
+        [--set method=seam ...]
 
-Not run by ``benchmarks/run.py``: it needs a classifier trained by ``wsss train-cls`` (``--set`` as for that
-run). For every image of the split it takes the single-scale, unflipped CAM of the present classes and
-revises it with SEAM's PCM (paper Eq. 4, ``wsss.nets.seam.pixel_correlation``) under several affinities and
-inputs, and scores each variant as ``eval_cam`` does (mIoU at the background threshold and at the best of
-the sweep). Variants:
+Run from the repository root (relative paths as for ``wsss``); it needs a classifier trained by
+``wsss train-cls`` (``--set`` as for that run). For every image of the split it takes the single-scale,
+unflipped CAM of the present classes and revises it with SEAM's PCM (paper Eq. 4,
+``wsss.nets.seam.pixel_correlation``) under several affinities and inputs, and scores each variant as
+``eval_cam`` does (mIoU at the background threshold and at the best of the sweep). Variants:
 
 * ``cam``: the CAM itself (max-normalised), what the PCM starts from;
 * ``pcm``: the network's own PCM as inference reads it (SEAM networks), whose input keeps, per pixel, the
@@ -26,26 +27,23 @@ Prints JSON (percent).
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+from wsss.config import load_config
+from wsss.data.datasets import open_prepared_voc
+from wsss.data.voc import image_path, load_mask
+from wsss.infer.cam import scaled_views
+from wsss.io import read_rgb
+from wsss.metrics.segmentation import cam_sweep_counts, sweep_mious, sweep_thresholds
+from wsss.nets.seam import SEAMNet, pcm_input, pixel_correlation
+from wsss.stages.common import trained_network
 
-from wsss.config import load_config  # noqa: E402
-from wsss.data.datasets import open_prepared_voc  # noqa: E402
-from wsss.data.voc import image_path, load_mask  # noqa: E402
-from wsss.infer.cam import scaled_views  # noqa: E402
-from wsss.io import read_rgb  # noqa: E402
-from wsss.metrics.segmentation import cam_sweep_counts, sweep_mious, sweep_thresholds  # noqa: E402
-from wsss.nets.seam import SEAMNet, pcm_input, pixel_correlation  # noqa: E402
-from wsss.stages.common import load_trained  # noqa: E402
-from wsss.stages.train_cls import build_classifier  # noqa: E402
+ROOT = Path(__file__).resolve().parents[3]
 
 NUM_CLASSES = 21
 
@@ -137,7 +135,7 @@ def main() -> None:
     if 1.0 in args.cam_scales:
         parser.error("--cam-scales: scale 1 is the variant 'cam' already")
     cfg = load_config(args.params, args.overrides)
-    model = load_trained(build_classifier(cfg, weights=""), args.model)
+    model = trained_network(cfg.network, cfg, args.model)
     report = score(model, cfg, open_prepared_voc(args.voc), args.split, tuple(args.cam_scales))
     print(json.dumps({"model": str(args.model), "split": args.split, "variants": report}, indent=2))
 

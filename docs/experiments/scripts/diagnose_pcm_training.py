@@ -1,8 +1,9 @@
 """Diagnosis: what SEAM's losses teach the pixel correlation module, with the CAM branch held fixed.
 
-    python benchmarks/diagnose_pcm_training.py MODEL.pt [--steps N] [--set seam.ohem_ratio=1.0 ...]
+    python docs/experiments/scripts/diagnose_pcm_training.py MODEL.pt [--steps N] [--set seam.ohem_ratio=1.0 ...]
 
-Not run by ``benchmarks/run.py``: it needs a SEAM classifier trained by ``wsss train-cls --set method=seam``.
+Run from the repository root (relative paths and ``--params`` as for ``wsss``); it needs a SEAM classifier
+trained by ``wsss train-cls --set method=seam``.
 Under the official detach (``seam.official_detach: true``) the PCM's losses (ECR, the min-pooling loss, ER
 when ``er_source: pcm``) reach only its three projections, and no other loss reaches them, so the PCM and
 the CAM branch train independently. This script re-initialises the projections of the trained model and
@@ -15,30 +16,28 @@ projections. Prints JSON (percent).
 
 import argparse
 import json
-import sys
 import tempfile
 from functools import partial
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+import torch
 
-import torch  # noqa: E402
+from wsss.config import load_config
+from wsss.data.datasets import VOCClassification, open_prepared_voc
+from wsss.data.transforms import train_transform
+from wsss.engine import TrainSettings, seed_everything, train
+from wsss.losses import seam_loss
+from wsss.stages.common import stage_runtime, trained_network
 
-from diagnose_pcm import score  # noqa: E402
-from wsss.config import load_config  # noqa: E402
-from wsss.data.datasets import VOCClassification, open_prepared_voc  # noqa: E402
-from wsss.data.transforms import train_transform  # noqa: E402
-from wsss.engine import TrainSettings, seed_everything, train  # noqa: E402
-from wsss.losses import seam_loss  # noqa: E402
-from wsss.stages.common import load_trained  # noqa: E402
-from wsss.stages.train_cls import build_classifier  # noqa: E402
+from diagnose_pcm import score  # beside this file: Python puts a script's folder on sys.path
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def retrain_pcm(cfg, model_path: Path, voc, steps: int | None):
     """The model of ``model_path`` with its PCM projections re-initialised and retrained alone under ``cfg``."""
     seed_everything(cfg.seed)
-    model = load_trained(build_classifier(cfg, weights=""), model_path)
+    model = trained_network(cfg.network, cfg, model_path)
     model.init_pcm()
     trainable = {id(p) for p in model.pcm_parameters()}
     for p in model.parameters():
@@ -51,8 +50,8 @@ def retrain_pcm(cfg, model_path: Path, voc, steps: int | None):
         overrides = {"max_steps": steps, "epochs": 0} if steps else {}
         with tempfile.TemporaryDirectory() as out_dir:
             train(model, partial(seam_loss, cfg=cfg.seam), dataset,
-                  TrainSettings.from_config(settings, cfg.runtime, cfg.seed, **overrides), out_dir)
-    scored = load_trained(build_classifier(cfg, weights=""), model_path)  # the CAM branch as trained (BN stats)
+                  TrainSettings.from_config(settings, cfg.runtime, cfg.seed, **overrides), stage_runtime(cfg), out_dir)
+    scored = trained_network(cfg.network, cfg, model_path)  # the CAM branch as trained (BN stats)
     with torch.no_grad():
         for weight, retrained in zip(scored.pcm_parameters(), model.pcm_parameters()):
             weight.copy_(retrained)
