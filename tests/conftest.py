@@ -1,10 +1,15 @@
-"""Fixtures for the dataset reader tests: tiny VOC trees and the shared real reference data."""
+"""Shared fixtures: tiny VOC trees, the shared real reference data, MLflow stores, a copy of the workflow."""
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.io
+import yaml
 from PIL import Image
 
 from wsss.io import save_label_png
@@ -127,3 +132,45 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+BIN = Path(sys.executable).parent
+PROJECT_FILES = ("Snakefile", "params.yaml", "dvc.yaml", "workflow", ".dvc/config", ".dvcignore", ".gitignore")
+TINY = {"synth_voc": {"train": 6, "val": 4, "train_aug": 10, "size": 48},
+        "synth_sod": {"train": 6, "test": 4, "size": 48},
+        "profiles": {"smoke": {"train_cls": {"batch": 4, "epochs": 1, "crop": 32, "resize_long": [32, 48]},
+                               "infer_cam": {"scales": [1.0]},
+                               "train_seg": {"batch": 4, "iterations": 3, "crop": 32},
+                               "ldf": {"batch": 2, "epochs": 1, "fine_epochs": 1, "width": 8, "train_sizes": [32],
+                                       "test_size": 32}}}}
+
+
+def copy_workflow(root: Path) -> Path:
+    """The project's workflow files (Snakefile, params.yaml, dvc.yaml, rules, DVC config) copied into ``root``."""
+    for name in PROJECT_FILES:
+        source, target = ROOT / name, root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copyfile)(source, target)
+    return root
+
+
+@pytest.fixture
+def project(tmp_path, mlflow_uri):
+    """A copy of the workflow in a fresh git repository, with tiny synthetic datasets."""
+    from wsss.config import deep_merge
+
+    root = copy_workflow(tmp_path / "project")
+    params = deep_merge(yaml.safe_load((root / "params.yaml").read_text()), TINY)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for command in (["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
+        subprocess.run(command, cwd=root, check=True)
+    return root
+
+
+def run(command, cwd):
+    """Run a command of the venv in ``cwd``; its output, or a failure showing the end of both streams."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    return result.stdout + result.stderr

@@ -2,27 +2,15 @@
 
 import json
 import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-from wsss.config import deep_merge
-from wsss.workflow import STAGE_PARAMS, dvc_stages, render_dvc_yaml, snakemake_jobs
+from wsss.workflow import DVC_HEADER, STAGE_PARAMS, dvc_stages, render_dvc_yaml, snakemake_jobs
 
-from conftest import ROOT
+from conftest import BIN, ROOT, copy_workflow, run
 
-BIN = Path(sys.executable).parent
-PROJECT_FILES = ("Snakefile", "params.yaml", "dvc.yaml", "workflow", ".dvc/config", ".dvcignore", ".gitignore")
-TINY = {"synth_voc": {"train": 6, "val": 4, "train_aug": 10, "size": 48},
-        "synth_sod": {"train": 6, "test": 4, "size": 48},
-        "profiles": {"smoke": {"train_cls": {"batch": 4, "epochs": 1, "crop": 32, "resize_long": [32, 48]},
-                               "infer_cam": {"scales": [1.0]},
-                               "train_seg": {"batch": 4, "iterations": 3, "crop": 32},
-                               "ldf": {"batch": 2, "epochs": 1, "fine_epochs": 1, "width": 8, "train_sizes": [32], "test_size": 32}}}}
 SOD_RULES = {"synth_sod", "prepare_sod", "decouple", "train_ldf", "train_ldf_ablation", "infer_ldf", "eval_saliency",
              "summarize_sod", "summarize_ldf_ablation"}
 
@@ -44,36 +32,20 @@ def test_every_dvc_stage_is_a_snakemake_job_with_the_same_files(monkeypatch):
         assert stage["cmd"] == f"snakemake --cores all {' '.join(jobs[name]['outputs'])}"
 
 
-def test_a_renamed_output_is_caught():
+def test_an_edited_dvc_yaml_is_caught(tmp_path):
+    copy_workflow(tmp_path)
+    run(["wsss", "dag", "dvc", "--check"], tmp_path)
+    stages = yaml.safe_load((tmp_path / "dvc.yaml").read_text())
+    stages["stages"]["prepare_voc"]["outs"] = ["data/prepared/voc2"]
+    (tmp_path / "dvc.yaml").write_text(DVC_HEADER + yaml.safe_dump(stages, sort_keys=False))
+    result = subprocess.run([str(BIN / "wsss"), "dag", "dvc", "--check"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 1 and "dvc.yaml is out of date" in result.stderr
+
+
+def test_the_params_of_a_stage_are_its_sections_and_their_profile_overrides():
     jobs = [{"stage": "prepare_voc", "rule": "prepare_voc", "inputs": ["data/synth/voc"], "outputs": ["data/prepared/voc"]}]
     generated = dvc_stages(jobs, {"profiles": {"smoke": {"voc": {}}}})
-    edited = yaml.safe_load(yaml.safe_dump(generated))
-    edited["stages"]["prepare_voc"]["outs"] = ["data/prepared/voc2"]
-    assert edited != generated
     assert generated["stages"]["prepare_voc"]["params"] == ["profile", "voc", "profiles.smoke.voc"]
-
-
-@pytest.fixture
-def project(tmp_path, mlflow_uri):
-    """A copy of the workflow in a fresh git repository, with tiny synthetic datasets."""
-    root = tmp_path / "project"
-    for name in PROJECT_FILES:
-        source, target = ROOT / name, root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if source.is_dir() else shutil.copyfile)(source, target)
-    params = deep_merge(yaml.safe_load((root / "params.yaml").read_text()), TINY)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for command in (["git", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
-        subprocess.run(command, cwd=root, check=True)
-    return root
-
-
-def run(command, cwd):
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
-    return result.stdout + result.stderr
 
 
 def planned_rules(cwd, *targets) -> set[str]:

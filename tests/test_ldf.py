@@ -1,7 +1,6 @@
 """LDF: label decoupling (ldf.md §1), the network (§2), loss and schedule (§3–4), and the stages end to end."""
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,8 +19,7 @@ from wsss.losses import iou_loss, ldf_loss
 from wsss.nets.ldf import build_ldf, parameter_count
 from wsss.stages.train_ldf import engine_settings
 
-from conftest import ROOT
-from test_dag import project, run  # noqa: F401  (the fixture: a copy of the workflow with tiny data)
+from conftest import ROOT, run
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from wsss.config import Config, deep_merge, method_names, read_params, resolve
+from wsss.nets.registry import NETWORKS
 
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "synth_voc": ("synth_voc",),
@@ -44,8 +45,6 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "summarize_voc": ("method",),
     "seam_ablation": ("seam_ablation",),
 }
-# Sections a rule reads only for methods of a given network (SEAM's losses decide its classifier).
-NETWORK_PARAMS: dict[str, dict[str, tuple[str, ...]]] = {"seam": {"train_cls": ("seam",)}}
 # What `wsss dag dvc` declares by default: the pipeline (`rule all`) and the SEAM ablation.
 DVC_TARGETS = ("all", "seam_ablation")
 
@@ -133,10 +132,16 @@ def method_workflow_configs(snakemake_config: dict, params_file: str | Path = "p
             for name in method_names(merged)}
 
 
+def network_params(network: str | None, rule: str) -> tuple[str, ...]:
+    """The network's own section (``wsss.nets.registry``: SEAM's losses), read by the rule that trains it."""
+    entry = NETWORKS.get(network)
+    return (entry.settings,) if entry and entry.settings and rule == entry.section else ()
+
+
 def rule_params(cfg: Config, rule: str) -> dict:
     """The resolved config keys a rule reads (Snakemake's params trigger reruns it when they change)."""
     resolved = cfg.to_dict()
-    keys = STAGE_PARAMS.get(rule, ()) + NETWORK_PARAMS.get(cfg.network, {}).get(rule, ())
+    keys = STAGE_PARAMS.get(rule, ()) + network_params(cfg.network, rule)
     return {key: _lookup(resolved, key) for key in keys}
 
 
@@ -214,7 +219,7 @@ def _param_keys(rule: str, raw_params: dict, method: str | None = None) -> list[
     trigger compares, so both runners rerun the same stages.
     """
     network = _lookup(raw_params, f"methods.{method}.network") if method else None
-    keys = [key for key in STAGE_PARAMS.get(rule, ()) + NETWORK_PARAMS.get(network, {}).get(rule, ()) if key != "network"]
+    keys = [key for key in STAGE_PARAMS.get(rule, ()) + network_params(network, rule) if key != "network"]
     overridden = [f"profiles.{profile}.{key}" for key in keys
                   for profile, overrides in (raw_params.get("profiles") or {}).items()
                   if _lookup(overrides or {}, key) is not None]
