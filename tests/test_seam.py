@@ -191,6 +191,28 @@ def test_min_pool_loss_averages_the_weakest_quarter_of_pixels():
 
 # -- the loss and the detach switch ----------------------------------------------------------
 
+class UpsampledOutputs(nn.Module):
+    """The official network's contract (resnet38_SEAM.py 48-49): CAM and PCM output at the input's size."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, images, labels):
+        return tuple(F.interpolate(x, images.shape[2:], mode="bilinear", align_corners=True)
+                     for x in self.net(images, labels))
+
+
+def test_the_losses_at_input_resolution_are_those_of_maps_upsampled_to_the_input():
+    net, images = seam_net().eval(), batch(size=48)
+    official = seam_loss(net, images, OFFICIAL)
+    upsampled = seam_loss(UpsampledOutputs(net), images, OFFICIAL.model_copy(update=dict(loss_resolution="stride")))
+    for name in official:
+        assert torch.allclose(official[name], upsampled[name], atol=1e-6), name
+    shortcut = seam_loss(net, images, OFFICIAL.model_copy(update=dict(loss_resolution="stride")))
+    assert not torch.allclose(official["er"], shortcut["er"], rtol=1e-3)
+
+
 def grads_after(net, cfg):
     net.zero_grad()
     losses = seam_loss(net, batch(), cfg)

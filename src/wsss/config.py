@@ -308,6 +308,9 @@ class SEAMConfig(Section):
     min_pool_loss: Bool     # the official code's extra min-pooling loss (not in the paper)
     min_pool_weight: Annotated[Float, Field(ge=0)]
     min_pool_ratio: Annotated[Float, Field(gt=0, le=1)]
+    # input: the maps upsampled to their input's size before every loss, as the official network returns them
+    # (resnet38_SEAM.py 48-49); stride: the losses on the network's stride-8 maps (cheaper, not the official)
+    loss_resolution: Literal["input", "stride"] = "input"
 
     @model_validator(mode="after")
     def _changes_the_image(self):

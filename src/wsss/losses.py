@@ -23,8 +23,11 @@ masked by the image label (background always on):
   ``min_pool_ratio`` share of the per-pixel maximum of the masked foreground PCM output.
 
 ``total = cls_weight·cls + er_weight·ER + ecr_weight·ECR + min_pool_weight·min_pool``; all weights are 1 in the
-official code. Maps stay at the network's stride and are resized bilinearly (``align_corners=True``) to the
-transformed image's size, where ER and ECR are compared (the official code compares at 134×134 for 448).
+official code. With ``loss_resolution: input`` (the official) the maps are first upsampled bilinearly
+(``align_corners=True``) to their input's size, as SEAM's network returns them (``resnet38_SEAM.py`` 48-49),
+so the pooling, normalisation and min pooling see full-size maps; ``stride`` keeps them at the network's
+stride. Either way they are then resized to the transformed image's size, where ER and ECR are compared
+(the official code compares at 134×134 for 448).
 """
 
 from __future__ import annotations
@@ -107,6 +110,9 @@ def seam_loss(model, batch, cfg: SEAMConfig) -> dict[str, torch.Tensor]:
     mask = torch.cat([torch.ones_like(labels[:, :1]), labels], dim=1)[:, :, None, None]
     cam1, pcm1 = (x.float() for x in model(images, labels))
     cam2, pcm2 = (x.float() for x in model(affine(images, size, cfg.flip), labels))
+    if cfg.loss_resolution == "input":
+        cam1, pcm1 = (affine(x, images.shape[2:], False) for x in (cam1, pcm1))
+        cam2, pcm2 = (affine(x, size, False) for x in (cam2, pcm2))
 
     cls = (F.multilabel_soft_margin_loss(cam1.mean((2, 3))[:, 1:], labels)
            + F.multilabel_soft_margin_loss(cam2.mean((2, 3))[:, 1:], labels)) / 2
