@@ -67,7 +67,7 @@ def test_snakemake_builds_then_does_nothing_then_reruns_only_what_a_param_touche
     assert len(list((project / "data/pseudo/cam/train_aug").glob("*.png"))) == 10
     assert (project / "data/prepared/voc/train.txt").read_text().split() == (
         project / "data/synth/voc/ImageSets/Segmentation/train.txt").read_text().split()
-    assert len((project / "data/prepared/sod/ECSSD.txt").read_text().splitlines()) == 4
+    assert len((project / "data/prepared/sod/test/ECSSD.txt").read_text().splitlines()) == 4
     sod = json.loads((project / "results/sod_metrics.json").read_text())
     assert set(sod) == {"ECSSD"} and sod["ECSSD"]["count"] == 4 and 0.0 <= sod["ECSSD"]["mae"] <= 1.0
     ablation = json.loads((project / "results/synthetic-sod/ldf_ablation.json").read_text())
