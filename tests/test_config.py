@@ -26,6 +26,7 @@ def test_smoke_profile_overrides_paper_settings():
     # keys the smoke profile leaves alone keep the published value
     assert smoke.train_cls.weight_decay == paper.train_cls.weight_decay == 0.0005
     assert smoke.voc_dataset == "synthetic-voc" and paper.voc_dataset == "voc2012"
+    assert smoke.sod_dataset == "synthetic-sod" and paper.sod_dataset == "duts"
 
 
 def test_lite_profile_runs_pretrained_lite0_everywhere_and_one_key_swaps_in_the_synthetic_voc():
@@ -35,6 +36,8 @@ def test_lite_profile_runs_pretrained_lite0_everywhere_and_one_key_swaps_in_the_
     assert lite.train_cls.output_stride == lite.train_seg.output_stride == 16
     assert lite.voc.root == "data/raw/VOCdevkit/VOC2012" and lite.voc.sbd_root == "data/raw/benchmark_RELEASE/dataset"
     assert lite.voc_dataset == "voc2012"
+    assert (lite.sod.root, lite.sod.train_sets, lite.sod.test_sets) == ("data/raw/SOD", ("SOD",), ("SOD",))
+    assert lite.sod_dataset == "sod"
     synthetic = resolve(raw_params(), ["profile=lite", "voc.source=synthetic"])
     assert (synthetic.voc.root, synthetic.voc.sbd_root, synthetic.voc_dataset) == ("data/synth/voc", "", "synthetic-voc")
     assert synthetic.train_cls == lite.train_cls  # only the data changes

@@ -9,7 +9,7 @@ import yaml
 
 from wsss.workflow import DVC_HEADER, STAGE_PARAMS, dvc_stages, render_dvc_yaml, snakemake_jobs
 
-from conftest import BIN, ROOT, copy_workflow, run
+from conftest import BIN, ROOT, SHARED_DATA, copy_workflow, run
 
 SOD_RULES = {"synth_sod", "prepare_sod", "decouple", "train_ldf", "train_ldf_ablation", "infer_ldf", "eval_saliency",
              "summarize_sod", "summarize_ldf_ablation"}
@@ -67,7 +67,7 @@ def test_snakemake_builds_then_does_nothing_then_reruns_only_what_a_param_touche
     assert len(list((project / "data/pseudo/cam/train_aug").glob("*.png"))) == 10
     assert (project / "data/prepared/voc/train.txt").read_text().split() == (
         project / "data/synth/voc/ImageSets/Segmentation/train.txt").read_text().split()
-    assert len((project / "data/prepared/sod/ECSSD.txt").read_text().splitlines()) == 4
+    assert len((project / "data/prepared/sod/test/ECSSD.txt").read_text().splitlines()) == 4
     sod = json.loads((project / "results/sod_metrics.json").read_text())
     assert set(sod) == {"ECSSD"} and sod["ECSSD"]["count"] == 4 and 0.0 <= sod["ECSSD"]["mae"] <= 1.0
     ablation = json.loads((project / "results/synthetic-sod/ldf_ablation.json").read_text())
@@ -133,6 +133,26 @@ def test_the_lite_profile_plans_the_voc_chain_and_one_key_swaps_in_the_synthetic
     assert planned_rules(project, "results/voc_miou.json", "--config", "profile=lite", "voc={source: synthetic}") == {
         "synth_voc", "prepare_voc", "train_cls", "infer_cam", "eval_equivariance", "eval_cam", "crf", "eval_pseudo",
         "train_seg", "infer_seg", "eval_seg", "summarize_voc"}
+
+
+def test_the_lite_profile_trains_and_tests_on_the_sod_benchmark(project):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    target = ["results/sod_metrics.json", "--config", "profile=lite"]
+    missing = subprocess.run(["snakemake", "-n", "--cores", "1", *target], cwd=project, env=env, capture_output=True,
+                             text=True)
+    message = missing.stdout + missing.stderr
+    assert missing.returncode != 0
+    assert all(part in message for part in ("BSDS300-images.tgz", "SOD benchmark", "Put SOD in data/raw/SOD/SOD/"))
+
+    (project / "data/raw/SOD").mkdir(parents=True)
+    (project / "data/raw/SOD/SOD").symlink_to(SHARED_DATA / "sod-bsds300")  # what a user does; may dangle here
+    out = run(["snakemake", "-n", "--cores", "1", *target, "--printshellcmds"], project)
+    assert "wsss data prepare-sod --out data/prepared/sod --workers 1 --set profile=lite" in out
+    assert ("wsss infer-ldf --sod data/prepared/sod --model models/ldf/model.pt --split SOD --method ldf"
+            " --out data/saliency/ldf/SOD --set profile=lite") in out
+    assert "--gt data/raw/SOD/SOD --name SOD" in out and "results/sod/ldf/SOD.json" in out
+    assert planned_rules(project, *target) == {"prepare_sod", "decouple", "train_ldf", "infer_ldf", "eval_saliency",
+                                               "summarize_sod"}
 
 
 @pytest.mark.slow

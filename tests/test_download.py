@@ -165,10 +165,10 @@ def test_download_duts(tmp_path, monkeypatch):
     for name in ("DUTS-TR", "DUTS-TE"):
         archive = tmp_path / f"{name}.zip"
         with zipfile.ZipFile(archive, "w") as zf:
-            buffer = io.BytesIO()
-            Image.new("L", (8, 6)).save(buffer, "PNG")
-            zf.writestr(f"{name}/{name}-Image/x.png", buffer.getvalue())
-            zf.writestr(f"{name}/{name}-Mask/x.png", buffer.getvalue())
+            for folder, value in (("Image", 0), ("Mask", 255)):  # a black photo, all of it salient
+                buffer = io.BytesIO()
+                Image.new("L", (8, 6), value).save(buffer, "PNG")
+                zf.writestr(f"{name}/{name}-{folder}/x.png", buffer.getvalue())
         key = name.lower()
         monkeypatch.setitem(dl.RESOURCES, key, Resource(key, archive.as_uri(), md5(archive), name))
     root = sod.download_duts(tmp_path / "SOD", progress=False)

@@ -248,6 +248,14 @@ def test_a_sod_mask_of_another_size_fails_prepare(project):
                            mask.name)
 
 
+def test_an_empty_sod_mask_fails_prepare(project):
+    root = _raw_copy(project, "sod")
+    mask = next((root / "ECSSD" / "masks").glob("*.png"))
+    Image.new("L", Image.open(mask).size).save(mask)
+    fails_touching_nothing(project, ["data", "prepare-sod", "--out", "data/prepared/sod2", "--set", f"sod.root={root}"],
+                           mask.name, "empty")
+
+
 def test_an_unreadable_sod_mask_fails_prepare(project):
     root = _raw_copy(project, "sod")
     mask = next((root / "DUTS-TR" / "masks").glob("*.png"))

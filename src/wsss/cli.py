@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sal = evaluate.add_parser("saliency", help="MAE, F, E, S measures of saliency maps (pysodmetrics)")
     sal.add_argument("--pred", required=True, type=Path)
-    sal.add_argument("--gt", required=True, type=Path)
+    sal.add_argument("--gt", required=True, type=Path,
+                     help="folder of masks, or a SOD dataset folder (its masks; those its test.txt names, if it has one)")
     sal.add_argument("--out", required=True, type=Path)
     sal.add_argument("--name", help="dataset name for the table and MLflow (default: the --gt folder's parent)")
     sal.add_argument("--plot", type=Path, help="also save the PR and F-threshold curves here")

@@ -126,7 +126,10 @@ class VOCDataConfig(Section):
 
 
 class SODDataConfig(Section):
-    """Where the saliency datasets live (one folder per set under ``root``; the set names are params.yaml's)."""
+    """Where the saliency datasets live (one folder per set under ``root``; the set names are params.yaml's).
+
+    A set in both ``train_sets`` and ``test_sets`` trains on its train.txt and is tested on its test.txt (SOD).
+    """
 
     root: NonEmpty
     train_sets: Annotated[tuple[Str, ...], Field(min_length=1)]
@@ -405,7 +408,10 @@ class Config(Section):
 
     @property
     def sod_dataset(self) -> str:
-        return "synthetic-sod" if self.profile == "smoke" else "duts"
+        """Dataset name used in experiment names and result paths: the training sets' (DUTS-TR: duts, SOD: sod)."""
+        if self.profile == "smoke":
+            return "synthetic-sod"
+        return "+".join(name.lower().removesuffix("-tr") for name in self.sod.train_sets)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -18,7 +18,8 @@ def voc_source(wildcards):
 
 
 def sod_source(wildcards):
-    return dataset_source(CFG.sod.root, rules.synth_sod.output[0], CFG.sod.download, sod_help(CFG.sod.root))
+    return dataset_source(CFG.sod.root, rules.synth_sod.output[0], CFG.sod.download,
+                          sod_help(CFG.sod.root, CFG.sod.train_sets + CFG.sod.test_sets))
 
 
 rule synth_voc:

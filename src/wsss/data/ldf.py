@@ -54,7 +54,7 @@ class LDFTrainSet(Dataset):
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
         self.labels, self.supervision, self.mean, self.std = Path(labels), supervision, mean, std
         self.samples = [(name, image, mask, set_name) for set_name in sets
-                        for name, image, mask in prepared_pairs(prepared, set_name)]
+                        for name, image, mask in prepared_pairs(prepared, set_name, "train")]
         if not self.samples:
             raise DatasetError(f"no training images in {prepared} for {list(sets)}")
 

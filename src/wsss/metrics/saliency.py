@@ -19,6 +19,7 @@ for binarisation thresholds 0..255 (pixel ≥ threshold), for plots.
 """
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import py_sod_metrics as psm
@@ -34,12 +35,19 @@ SCALARS = ("mae", "adp_f", "adp_e", "s_measure", "wf", "ldf_e")
 CURVES = ("precision", "recall", "f_measure", "e_measure")
 
 
-def evaluate_saliency_dirs(pred_dir: str | Path, gt_dir: str | Path, workers: int = 1) -> dict:
+def evaluate_saliency_dirs(pred_dir: str | Path, gt_dir: str | Path, workers: int = 1,
+                           names: Sequence[str] | None = None) -> dict:
     """Score saliency maps ``<pred_dir>/<stem>.*`` against masks ``<gt_dir>/<stem>.*``.
 
-    Every mask needs a prediction of the same size (extra predictions are ignored).
+    Every mask (of ``names`` only, when given) needs a prediction of the same size (extra predictions are ignored).
     """
     preds, gts = _images_by_stem(pred_dir), _images_by_stem(gt_dir)
+    if names is not None:
+        unknown = [name for name in names if name not in gts]
+        if unknown:
+            raise FileNotFoundError(f"missing mask {Path(gt_dir) / unknown[0]}.png of a listed name"
+                                    + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""))
+        gts = {name: gts[name] for name in names}
     if not gts:
         raise ValueError(f"no masks ({', '.join(IMAGE_SUFFIXES)}) in {gt_dir}")
     missing = sorted(set(gts) - set(preds))

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
             output_dir(args.out, resume) as out:
         summary = {}
         for name in cfg.sod.train_sets:
-            masks = [(stem, mask) for stem, _, mask in prepared_pairs(args.sod, name)]
+            masks = [(stem, mask) for stem, _, mask in prepared_pairs(args.sod, name, "train")]
             summary[name] = decouple_dir(masks, out / name, settings.variant, settings.exact_edt, args.workers,
                                          resume_key=resume)
             tracked.log_metrics({f"{name}/{key}": value for key, value in summary[name].items()

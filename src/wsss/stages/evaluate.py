@@ -77,15 +77,16 @@ def _saliency(args: argparse.Namespace, workers: int):
     from wsss.metrics.report import format_saliency_table, plot_pr_curves
     from wsss.metrics.saliency import evaluate_saliency_dirs
 
-    gt = Path(args.gt)
-    if not any(gt.glob("*.png")):  # a dataset folder: find its mask folder (masks/, mask/, GT/, ...)
-        from wsss.data.sod import find_sod_dirs
+    gt, names = Path(args.gt), None
+    if not any(gt.glob("*.png")):  # a dataset folder: its mask folder (masks/, mask/, GT/, ...) and its test.txt
+        from wsss.data.sod import find_sod_dirs, read_list_names
 
-        gt = find_sod_dirs(gt.parent, gt.name)[1]
+        _, gt, listing = find_sod_dirs(gt.parent, gt.name, "test.txt")
+        names = read_list_names(listing) if listing else None
         name = args.name or Path(args.gt).name
     else:
         name = args.name or gt.resolve().parent.name
-    scores = evaluate_saliency_dirs(args.pred, gt, workers=workers)
+    scores = evaluate_saliency_dirs(args.pred, gt, workers=workers, names=names)
     curves = scores.pop("curves")
     result = {name: scores}
     print(format_saliency_table(result))

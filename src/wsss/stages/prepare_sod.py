@@ -18,12 +18,13 @@ def run(args: argparse.Namespace) -> int:
     root = Path(cfg.sod.root)
     with config_stage_run(cfg, "prepare_sod", pipeline="sod", data_paths=(cfg.sod.root,)) as tracked:
         start = time.perf_counter()
-        missing = [name for name in ("DUTS-TR", "DUTS-TE") if not (root / name).is_dir()]
+        missing = [name for name in ("DUTS-TR", "DUTS-TE")
+                   if name in (*cfg.sod.train_sets, *cfg.sod.test_sets) and not (root / name).is_dir()]
         if missing and (cfg.sod.download or args.download):
             sod.download_duts(root)
         with output_dir(args.out) as out:
             summary = sod.prepare_sod(root, cfg.sod.train_sets, cfg.sod.test_sets, out, workers=args.workers)
-        images = sum(entry["count"] for entry in summary["sets"].values())
+        images = sum(entry["count"] for sets in summary["sets"].values() for entry in sets.values())
         tracked.log_metrics({"images": images, "images_per_s": images / (time.perf_counter() - start)})
     print(json.dumps(summary, indent=2))
     return 0
