@@ -215,11 +215,14 @@ def test_train_infer_evaluate_end_to_end(sod_project, tmp_path):
     result = json.loads(summary.read_text())
     assert set(result) == {"ECSSD"} and 0 <= result["ECSSD"]["mae"] <= 1 and result["ECSSD"]["count"] == 3
     ablation = tmp_path / "ablation.json"
-    assert main(["summarize-sod", "--ablation", "--out", str(ablation), f"body_detail={scores}",
-                 f"saliency_edge={scores}", *args]) == 0
+    assert main(["summarize-sod", "--ablation", "--out", str(ablation), f"body_detail@0={scores}",
+                 f"body_detail@1={scores}", f"saliency_edge={scores}", *args]) == 0
     rows = json.loads(ablation.read_text())
     assert set(rows["rows"]) == {"body_detail", "saliency_edge"}
+    assert set(rows["rows"]["body_detail"]["seeds"]) == {"0", "1"} and set(rows["rows"]["saliency_edge"]["seeds"]) == {"0"}
+    assert rows["rows"]["body_detail"]["spread"]["ECSSD"]["mae"] == 0
     assert rows["body_detail_beats_saliency_edge"] == {"ECSSD": {"mae": False, "adp_f": False}}
+    assert "| body + detail (LDF) |" in ablation.with_suffix(".md").read_text()
 
 
 @pytest.mark.slow
@@ -237,4 +240,4 @@ def test_snakemake_builds_the_sod_chain_and_plans_the_two_stage_scheme(project):
     for rule in ("train_ldf_coarse", "relabel_ldf", "train_ldf", "train_ldf_ablation"):
         assert f"rule {rule}:" in two_stage
     assert "--labels data/sod/ldf/coarse_maps --out models/ldf/model.pt --fine" in two_stage
-    assert "data/saliency/ldf_body_detail/ECSSD" in two_stage  # the ablation's own body+detail row
+    assert "data/saliency/ldf_body_detail_seed0/ECSSD" in two_stage  # the ablation's own body+detail row

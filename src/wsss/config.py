@@ -367,6 +367,17 @@ class LDFConfig(Section):
     supervision: Supervision
 
 
+class LDFAblationConfig(Section):
+    """LDF's Table 5 (the four supervision rows): every row trained once per seed."""
+
+    seeds: Annotated[tuple[Int, ...], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        self._need(len(set(self.seeds)) == len(self.seeds), "seeds", "distinct")
+        return self
+
+
 class Config(Section):
     """The resolved configuration of one pipeline invocation."""
 
@@ -391,6 +402,7 @@ class Config(Section):
     sccam: SCCAMConfig
     decouple: DecoupleConfig
     ldf: LDFConfig
+    ldf_ablation: LDFAblationConfig
 
     @model_validator(mode="after")
     def _pcm_needs_seam(self):

@@ -41,7 +41,7 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "infer_ldf": ("runtime.precision", "ldf"),
     "eval_saliency": (),
     "summarize_sod": (),
-    "summarize_ldf_ablation": (),
+    "summarize_ldf_ablation": ("ldf_ablation",),
     "summarize_voc": ("method",),
     "seam_ablation": ("seam_ablation",),
 }

@@ -1,7 +1,8 @@
 # Salient object detection with LDF: decouple the training masks into body/detail maps -> train LDF
 # (single stage, or coarse -> predicted maps -> fine with ldf.two_stage) -> saliency maps of every
 # test set -> eval_saliency (evaluate.smk) -> results/sod_metrics.json; and the supervision ablation
-# (LDF Table 5: body|saliency x detail|edge) -> results/<sod dataset>/ldf_ablation.json.
+# (LDF Table 5: body|saliency x detail|edge, each with every seed of ldf_ablation.seeds)
+# -> results/<sod dataset>/ldf_ablation.json and .md.
 # Training and inference rules take one thread (Snakemake sets OMP_NUM_THREADS): the smoke networks gain little
 # from a second one, and two jobs side by side keep both cores busy, also when other work shares them.
 
@@ -12,26 +13,29 @@ SOD_RESULTS = f"results/{CFG.sod_dataset}"
 
 wildcard_constraints:
     supervision="|".join(SUPERVISIONS),
-    ldf_method="ldf(_(" + "|".join(SUPERVISIONS) + "))?",
+    seed=r"\d+",
+    ldf_method="ldf(_(" + "|".join(SUPERVISIONS) + r")_seed\d+)?",
 
 
-def ablation_method(supervision):
-    """The saliency-map folder of an ablation row: the main model is the body+detail row when it is
-    trained in a single stage, as every ablation row is."""
-    if supervision == "body_detail" and not CFG.ldf.two_stage:
+def ablation_method(supervision, seed):
+    """The saliency-map folder of an ablation row and seed: the main model is the body+detail row of the
+    configured seed when it is trained in a single stage, as every ablation row is."""
+    if supervision == "body_detail" and not CFG.ldf.two_stage and seed == CFG.seed:
         return "ldf"
-    return f"ldf_{supervision}"
+    return f"ldf_{supervision}_seed{seed}"
 
 
 def ablation_rows(wildcards, input):
-    """``supervision=results.json`` arguments of summarize-sod --ablation."""
-    return " ".join(f"{name}={path}" for name, paths in input.items() for path in paths)
+    """``supervision@seed=results.json`` arguments of summarize-sod --ablation."""
+    rows = {name: name.replace("_seed", "@") for name in input.keys()}  # body_detail_seed0 -> body_detail@0
+    return " ".join(f"{rows[name]}={path}" for name, paths in input.items() for path in paths)
 
 
 def ldf_model(wildcards):
     if wildcards.ldf_method == "ldf":
         return rules.train_ldf.output[0]
-    return f"models/ldf_ablation/{wildcards.ldf_method.removeprefix('ldf_')}/model.pt"
+    supervision, seed = wildcards.ldf_method.removeprefix("ldf_").rsplit("_seed", 1)
+    return f"models/ldf_ablation/{supervision}/seed{seed}/model.pt"
 
 
 rule decouple:
@@ -114,19 +118,19 @@ rule train_ldf_ablation:
         sod="data/prepared/sod",
         labels=rules.decouple.output[0],
     output:
-        "models/ldf_ablation/{supervision}/model.pt",
+        "models/ldf_ablation/{supervision}/seed{seed}/model.pt",
     params:
         cfg=rule_params(CFG, "train_ldf_ablation"),
     threads: 1
     resources:
         gpu=1,
     log:
-        "logs/ldf/train_ldf_ablation/{supervision}.log",
+        "logs/ldf/train_ldf_ablation/{supervision}_seed{seed}.log",
     benchmark:
-        "logs/benchmark/ldf/train_ldf_ablation/{supervision}.tsv"
+        "logs/benchmark/ldf/train_ldf_ablation/{supervision}_seed{seed}.tsv"
     shell:
         "wsss train-ldf --sod {input.sod} --labels {input.labels} --out {output} {SET}"
-        " --set ldf.supervision={wildcards.supervision} > {log} 2>&1"
+        " --set ldf.supervision={wildcards.supervision} --set seed={wildcards.seed} > {log} 2>&1"
 
 
 rule infer_ldf:
@@ -166,10 +170,12 @@ rule summarize_sod:
 
 rule summarize_ldf_ablation:
     input:
-        **{supervision: expand(f"{SOD_RESULTS}/{ablation_method(supervision)}/{{dataset}}.json",
-                               dataset=CFG.sod.test_sets) for supervision in SUPERVISIONS},
+        **{f"{supervision}_seed{seed}": expand(f"{SOD_RESULTS}/{ablation_method(supervision, seed)}/{{dataset}}.json",
+                                                 dataset=CFG.sod.test_sets)
+           for supervision in SUPERVISIONS for seed in CFG.ldf_ablation.seeds},
     output:
         f"{SOD_RESULTS}/ldf_ablation.json",
+        f"{SOD_RESULTS}/ldf_ablation.md",
     params:
         cfg=rule_params(CFG, "summarize_ldf_ablation"),
         rows=ablation_rows,
@@ -178,4 +184,4 @@ rule summarize_ldf_ablation:
     benchmark:
         "logs/benchmark/ldf/summarize_ldf_ablation.tsv"
     shell:
-        "wsss summarize-sod --ablation --out {output} {params.rows} {SET} > {log} 2>&1"
+        "wsss summarize-sod --ablation --out {output[0]} {params.rows} {SET} > {log} 2>&1"

@@ -41,7 +41,7 @@ def format_saliency_table(results_by_dataset: dict[str, dict]) -> str:
 
 def plot_per_class(result: dict, path: str | Path) -> None:
     """Bar chart of per-class IoU with the mIoU as a line."""
-    figure, axes = _figure(figsize=(10, 4))
+    figure, axes = new_figure(figsize=(10, 4))
     names = list(result["per_class"])
     values = [100 * (v or 0.0) for v in result["per_class"].values()]
     axes.bar(range(len(names)), values, color="tab:blue")
@@ -50,12 +50,12 @@ def plot_per_class(result: dict, path: str | Path) -> None:
     axes.set_ylabel("IoU (%)")
     axes.set_ylim(0, 100)
     axes.legend()
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_threshold_sweep(result: dict, path: str | Path) -> None:
     """mIoU against the constant background score, with the configured and the best threshold."""
-    figure, axes = _figure(figsize=(6, 4))
+    figure, axes = new_figure(figsize=(6, 4))
     thresholds = [point["threshold"] for point in result["sweep"]]
     axes.plot(thresholds, [100 * point["miou"] for point in result["sweep"]], marker=".")
     axes.axvline(result["bg_threshold"], color="tab:gray", linestyle=":",
@@ -65,34 +65,36 @@ def plot_threshold_sweep(result: dict, path: str | Path) -> None:
     axes.set_xlabel("background score t")
     axes.set_ylabel("mIoU (%)")
     axes.legend()
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_pr_curves(curves_by_dataset: dict[str, dict], path: str | Path) -> None:
     """Precision-recall curves and F-measure (β² = 0.3) against the threshold, one line per dataset."""
-    figure, (pr, ft) = _figure(ncols=2, figsize=(10, 4))
+    figure, (pr, ft) = new_figure(ncols=2, figsize=(10, 4))
     for name, curves in curves_by_dataset.items():
         pr.plot(curves["recall"], curves["precision"], label=name)
         ft.plot(curves["thresholds"], curves["f_measure"], label=name)
     pr.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.01), title="PR curve")
     ft.set(xlabel="threshold", ylabel="F-measure", xlim=(0, 255), ylim=(0, 1.01), title="F-measure vs threshold")
     pr.legend()
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def _percent(value: float | None) -> str:
     return f"{'n/a':>8}" if value is None else f"{100 * value:>8.2f}"
 
 
-def _figure(ncols: int = 1, figsize: tuple[float, float] = (6, 4)):
+def new_figure(ncols: int = 1, figsize: tuple[float, float] = (6, 4), nrows: int = 1):
+    """A matplotlib figure off any GUI backend and its axes (a 2-D array when ``nrows`` > 1)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=figsize, layout="constrained")
     FigureCanvasAgg(figure)
-    return figure, figure.subplots(ncols=ncols)
+    return figure, figure.subplots(nrows=nrows, ncols=ncols, squeeze=nrows == 1)
 
 
-def _save(figure, path: str | Path) -> None:
+def save_figure(figure, path: str | Path) -> None:
+    """The figure as a PNG, written atomically."""
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=120)
