@@ -31,6 +31,9 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
                         help="override a configuration key, e.g. --set train_cls.lr=0.05 (repeatable)")
 
 
+# Released official checkpoints `wsss import-weights` converts (the keys of wsss.nets.official.FORMATS).
+IMPORT_FORMATS = ("seam", "psa_cls", "ldf")
+
 # Pipeline stages of the WSSS chain: command -> (module in wsss.stages, help, path arguments).
 STAGES = {
     "train-cls": ("train_cls", "train the CAM classifier on train_aug", ("voc", "out")),
@@ -129,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     summarize_sod.add_argument("--ablation", action="store_true", help="rows by LABEL (the supervision)")
     _config_args(summarize_sod)
 
+    imported = commands.add_parser("import-weights", help="convert a released official checkpoint into a model.pt")
+    imported.add_argument("format", choices=IMPORT_FORMATS,
+                          help="seam: SEAM's resnet38_SEAM.pth; psa_cls: psa's res38_cls.pth; ldf: LDF's released model")
+    imported.add_argument("source", type=Path)
+    imported.add_argument("--out", required=True, type=Path)
+    _config_args(imported)
+
     config = commands.add_parser("config", help="print the resolved configuration")
     _config_args(config)
     config.add_argument("--schema", action="store_true",
@@ -208,6 +218,12 @@ def _dispatch(args: argparse.Namespace) -> int | None:
     if args.command in STAGES:
         module = importlib.import_module(f"wsss.stages.{STAGES[args.command][0]}")
         return module.run(args)
+    if args.command == "import-weights":
+        from wsss.nets.official import import_weights
+        from wsss.stages.common import stage_config
+
+        print(import_weights(args.format, args.source, args.out, stage_config(args)))
+        return 0
     if args.command == "summarize-sod":
         from wsss.stages import summarize_sod
 
