@@ -4,6 +4,7 @@ networks' state dicts) land in this project's networks, tensor for tensor."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -62,7 +63,7 @@ def test_seams_pcm_projection_takes_the_image_channels_last():
 def test_the_cli_offers_every_format():
     from wsss.cli import IMPORT_FORMATS
 
-    assert set(IMPORT_FORMATS) == set(FORMATS)
+    assert set(IMPORT_FORMATS) == {*FORMATS, "resnet38_imagenet"}
 
 
 def test_a_file_of_old_torch_without_bn_counters_loads(tmp_path):
@@ -87,3 +88,63 @@ def test_a_tensor_of_the_wrong_shape_is_an_error_naming_it(tmp_path, capsys):
     assert main(["import-weights", "psa_cls", str(tmp_path / "res38_cls.pth"), "--out", str(tmp_path / "m.pt"),
                  "--params", str(PARAMS)]) == 2
     assert "'fc8.weight' is (21, 4096, 1, 1)" in capsys.readouterr().err
+
+
+def mxnet_name(key: str) -> str:
+    """Our ResNet-38d key → ademxapp's array name (the inverse of psa's renaming, written out)."""
+    module, _, rest = key.partition(".")
+    if module == "conv1a":
+        return "arg:conv1a_weight"
+    bn = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_var"}
+    prefix = "aux" if "running" in rest else "arg"
+    if module == "bn7":
+        return f"{prefix}:bn7_{bn[rest]}"
+    stage, _, index = module[1:].partition("_")
+    unit = f"{stage}a" if not index else f"{stage}b{index}"
+    layer, last = rest.split(".")
+    kind, branch = layer.split("_")
+    return f"{prefix}:{'res' if kind == 'conv' else 'bn'}{unit}_{branch}_{'weight' if kind == 'conv' else bn[last]}"
+
+
+def write_mxnet_params(path: Path, arrays: dict, legacy: bool) -> None:
+    """An ``mx.nd.save`` file: the list header, each array record (legacy or V2), then the names."""
+    import struct
+
+    out = [struct.pack("<QQQ", 0x112, 0, len(arrays))]
+    for array in arrays.values():
+        if legacy:
+            out.append(struct.pack(f"<I{array.ndim}I", array.ndim, *array.shape))
+        else:
+            out.append(struct.pack(f"<Iii{array.ndim}q", 0xF993FAC9, 0, array.ndim, *array.shape))
+        out.append(struct.pack("<iii", 1, 0, 0) + array.astype("<f4").tobytes())  # cpu(0), float32
+    out.append(struct.pack("<Q", len(arrays)))
+    out += [struct.pack("<Q", len(name)) + name.encode() for name in arrays]
+    path.write_bytes(b"".join(out))
+
+
+@pytest.mark.parametrize("legacy", [True, False], ids=["legacy", "v2"])
+def test_ademxapps_imagenet_resnet38_is_read_without_mxnet(legacy, tmp_path):
+    from wsss.nets.resnet38d import ResNet38d
+
+    generator = torch.Generator().manual_seed(0)
+    shapes = {key: tensor.shape for key, tensor in ResNet38d().state_dict().items() if "num_batches" not in key}
+    arrays = {mxnet_name(key): torch.randn(shape, generator=generator).numpy() for key, shape in shapes.items()}
+    arrays["arg:linear1000_weight"] = torch.randn(1000, 4096).numpy()  # the ImageNet classifier, dropped
+    write_mxnet_params(tmp_path / "ilsvrc.params", arrays, legacy)
+    assert main(["import-weights", "resnet38_imagenet", str(tmp_path / "ilsvrc.params"),
+                 "--out", str(tmp_path / "resnet38d.pth"), "--params", str(PARAMS)]) == 0
+    state = torch.load(tmp_path / "resnet38d.pth", weights_only=True)
+    assert all(torch.equal(state[key], torch.from_numpy(arrays[mxnet_name(key)])) for key in shapes)
+    from wsss.nets.backbones import build_backbone
+
+    backbone = build_backbone("resnet38d", str(tmp_path / "resnet38d.pth"))  # what train_cls.weights reads
+    assert not backbone.weights_report.missing and not backbone.weights_report.unexpected
+
+
+def test_a_truncated_mxnet_file_is_an_error_naming_it(tmp_path, capsys):
+    write_mxnet_params(tmp_path / "ilsvrc.params", {"arg:conv1a_weight": np.zeros((64, 3, 3, 3), "f4")}, False)
+    (tmp_path / "cut.params").write_bytes((tmp_path / "ilsvrc.params").read_bytes()[:200])
+    assert main(["import-weights", "resnet38_imagenet", str(tmp_path / "cut.params"),
+                 "--out", str(tmp_path / "r.pth"), "--params", str(PARAMS)]) == 2
+    assert "cut.params: truncated or not an MXNet NDArray file" in capsys.readouterr().err
+    assert not (tmp_path / "r.pth").exists()

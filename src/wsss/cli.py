@@ -31,8 +31,9 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
                         help="override a configuration key, e.g. --set train_cls.lr=0.05 (repeatable)")
 
 
-# Released official checkpoints `wsss import-weights` converts (the keys of wsss.nets.official.FORMATS).
-IMPORT_FORMATS = ("seam", "psa_cls", "ldf")
+# Released official checkpoints `wsss import-weights` converts: the networks of wsss.nets.official.FORMATS
+# and ademxapp's ImageNet ResNet-38 (an MXNet .params file, into a resnet38d backbone .pth).
+IMPORT_FORMATS = ("seam", "psa_cls", "ldf", "resnet38_imagenet")
 
 # Pipeline stages of the WSSS chain: command -> (module in wsss.stages, help, path arguments).
 STAGES = {
@@ -134,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     imported = commands.add_parser("import-weights", help="convert a released official checkpoint into a model.pt")
     imported.add_argument("format", choices=IMPORT_FORMATS,
-                          help="seam: SEAM's resnet38_SEAM.pth; psa_cls: psa's res38_cls.pth; ldf: LDF's released model")
+                          help="seam: SEAM's resnet38_SEAM.pth; psa_cls: psa's res38_cls.pth; ldf: LDF's released model; "
+                               "resnet38_imagenet: ademxapp's ilsvrc-cls_rna-a1_cls1000_ep-0001.params")
     imported.add_argument("source", type=Path)
     imported.add_argument("--out", required=True, type=Path)
     _config_args(imported)
@@ -219,10 +221,13 @@ def _dispatch(args: argparse.Namespace) -> int | None:
         module = importlib.import_module(f"wsss.stages.{STAGES[args.command][0]}")
         return module.run(args)
     if args.command == "import-weights":
-        from wsss.nets.official import import_weights
+        from wsss.nets.official import import_resnet38_imagenet, import_weights
         from wsss.stages.common import stage_config
 
-        print(import_weights(args.format, args.source, args.out, stage_config(args)))
+        if args.format == "resnet38_imagenet":
+            print(import_resnet38_imagenet(args.source, args.out))
+        else:
+            print(import_weights(args.format, args.source, args.out, stage_config(args)))
         return 0
     if args.command == "summarize-sod":
         from wsss.stages import summarize_sod

@@ -50,7 +50,7 @@ WHERE_TO_GET = {
     "resnet38d": (
         "It must be a PyTorch state dict with the psa/SEAM key names (conv1a.weight, b2.conv_branch2a.weight, ..., "
         "bn7.running_var). Convert ademxapp's ImageNet model ilsvrc-cls_rna-a1_cls1000_ep-0001.params once with "
-        "convert_mxnet_to_torch of github.com/jiwoon-ahn/psa (network/resnet38d.py) and torch.save the dict, or use "
+        "`wsss import-weights resnet38_imagenet <file>.params --out <file>.pth` (no MXNet needed), or use "
         "psa's released res38_cls.pth (psa README) or the ImageNet model of SEAM's release (github.com/YudeWang/SEAM README)."
     ),
     "resnet50": "Use weights 'imagenet' for torchvision's file, or a state dict with torchvision key names.",

@@ -16,13 +16,20 @@ saved as a ``model.pt`` that the stages read like a trained one:
 
 Files written by torch < 0.4.1 have no BN ``num_batches_tracked`` counters; those are the only tensors a
 file may lack (they do not change the network's output).
+
+``resnet38_imagenet`` is the ImageNet ResNet-38 of ademxapp (``ilsvrc-cls_rna-a1_cls1000_ep-0001.params``),
+an MXNet file that psa and SEAM convert once with MXNet (jiwoon-ahn/psa@9493e59:network/resnet38d.py:215-263);
+here it is read without MXNet (:func:`read_mxnet_params`) and renamed as psa renames it, into a ``.pth`` of
+the ``resnet38d`` backbone for ``train_cls.weights``.
 """
 
 from __future__ import annotations
 
 import re
+import struct
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from wsss.io import atomic_path
@@ -71,6 +78,111 @@ FORMATS = {  # format → (network of the registry, backbone, key renaming, tens
     "psa_cls": ("cam", "resnet38d", lambda key: _resnet38_name(PSA_CLS_HEADS, key), {}),
     "ldf": ("ldf", "resnet50", ldf_name, {}),
 }
+
+
+MXNET_LIST_MAGIC = 0x112                                   # an NDArray list file (MXNet c_api.cc)
+MXNET_V1, MXNET_V2, MXNET_V3 = 0xF993FAC8, 0xF993FAC9, 0xF993FACA  # NDArray records (MXNet ndarray.cc)
+MXNET_DTYPES = {0: np.float32, 1: np.float64, 2: np.float16, 3: np.uint8, 4: np.int32, 5: np.int8, 6: np.int64}
+BN_NAMES = {"gamma": "weight", "beta": "bias", "mean": "running_mean", "var": "running_var"}
+
+
+def read_mxnet_params(path: str | Path) -> dict[str, np.ndarray]:
+    """The named dense arrays of an MXNet ``.params`` file (``mx.nd.save``), in any of its record formats:
+    legacy (no magic, 32-bit dims), V1 (64-bit dims), V2/V3 (with a storage type; sparse ones refused)."""
+    data = Path(path).read_bytes()
+    offset = 0
+
+    def take(fmt: str):
+        nonlocal offset
+        values = struct.unpack_from("<" + fmt, data, offset)
+        offset += struct.calcsize("<" + fmt)
+        return values if len(values) > 1 else values[0]
+
+    try:
+        if take("Q") != MXNET_LIST_MAGIC:
+            raise ValueError(f"{path}: not an MXNet NDArray file (wrong magic number)")
+        take("Q")  # reserved
+        arrays = []
+        for _ in range(take("Q")):
+            magic = take("I")
+            if magic in (MXNET_V2, MXNET_V3):
+                if take("i") != 0:
+                    raise ValueError(f"{path}: holds a sparse array; only dense arrays are read")
+                ndim = take("i")
+                shape = take(f"{ndim}q") if ndim > 0 else ()
+            elif magic == MXNET_V1:
+                ndim = take("I")
+                shape = take(f"{ndim}q")
+            else:  # legacy: the magic is the number of dimensions
+                ndim = magic
+                shape = take(f"{ndim}I")
+            shape = (shape,) if isinstance(shape, int) else tuple(shape)
+            if ndim <= 0:
+                arrays.append(np.zeros(0, np.float32))
+                continue
+            take("ii")  # the context: device type and id
+            dtype = np.dtype(MXNET_DTYPES[take("i")])
+            count = int(np.prod(shape))
+            arrays.append(np.frombuffer(data, dtype, count, offset).reshape(shape).copy())
+            offset += count * dtype.itemsize
+        names = []
+        for _ in range(take("Q")):
+            length = take("Q")
+            names.append(data[offset:offset + length].decode())
+            offset += length
+    except (struct.error, KeyError, ValueError) as error:
+        if str(error).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: truncated or not an MXNet NDArray file ({error})") from None
+    if len(names) != len(arrays):
+        raise ValueError(f"{path}: {len(arrays)} arrays but {len(names)} names")
+    return dict(zip(names, arrays))
+
+
+def resnet38_from_mxnet(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """ademxapp's ImageNet ResNet-38 arrays (``arg:res2a_branch2a_weight``, ``aux:bn7_moving_var``, ...) under
+    the ``resnet38d`` backbone's keys, its 1000-class ``linear1000`` dropped (psa resnet38d.py:224-261)."""
+    state = {}
+    for key, value in arrays.items():
+        name = key.split(":", 1)[-1]
+        tokens = name.split("_")
+        if tokens[0] == "conv1a":
+            state["conv1a.weight"] = torch.from_numpy(value)
+        elif tokens[0] == "linear1000":
+            continue
+        elif len(tokens) > 2 and tokens[1].startswith("branch"):
+            unit = tokens[0]                                    # res4b5 / bn4b5 → b4_5; res2a / bn2a → b2
+            block = f"b{unit[-2]}" if unit.endswith("a") else f"b{unit[-3]}_{unit[-1]}"
+            layer, last = ("conv", "weight") if unit.startswith("res") else ("bn", BN_NAMES[tokens[-1]])
+            state[f"{block}.{layer}_{tokens[1]}.{last}"] = torch.from_numpy(value)
+        elif tokens[0] == "bn7":
+            state[f"bn7.{BN_NAMES[tokens[-1]]}"] = torch.from_numpy(value)
+        else:
+            raise ValueError(f"array {key!r} is not part of ademxapp's ResNet-38")
+    return state
+
+
+def import_resnet38_imagenet(source: str | Path, out: str | Path) -> Path:
+    """ademxapp's ``.params`` → a ``.pth`` state dict of the ``resnet38d`` backbone, every tensor checked."""
+    from wsss.nets.resnet38d import ResNet38d
+
+    backbone = ResNet38d()
+    try:
+        state = resnet38_from_mxnet(read_mxnet_params(source))
+    except ValueError as error:
+        raise ValueError(str(error) if str(error).startswith(str(source)) else f"{source}: {error}") from None
+    target = backbone.state_dict()
+    unplaced = [name for name in state if name not in target]
+    missing = [name for name in target if name not in state and not name.endswith("num_batches_tracked")]
+    wrong = [name for name in state if name in target and tuple(state[name].shape) != tuple(target[name].shape)]
+    if unplaced or missing or wrong:
+        raise ValueError(f"{source}: not ademxapp's ResNet-38 ({len(unplaced)} arrays without a place, e.g. "
+                         f"{unplaced[:2]}; {len(missing)} missing, e.g. {missing[:2]}; {len(wrong)} of another shape, "
+                         f"e.g. {wrong[:2]})")
+    backbone.load_state_dict(state, strict=False)
+    with atomic_path(out) as tmp:
+        torch.save(backbone.state_dict(), tmp)
+    return Path(out)
 
 
 def convert(format_name: str, state: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
