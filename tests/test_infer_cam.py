@@ -9,7 +9,8 @@ from PIL import Image
 
 from wsss.config import InferCamConfig
 from wsss.data.cam_files import load_cams
-from wsss.infer.cam import IMAGENET_MEAN, IMAGENET_STD, infer_cam_dir, multiscale_cam, normalise_cams
+from wsss.infer.cam import (IMAGENET_MEAN, IMAGENET_STD, infer_cam_dir, multiscale_cam, normalise_cams,
+                            scaled_views)
 from wsss.runtime import Runtime
 
 FP32 = Runtime(torch.device("cpu"), "fp32")
@@ -186,3 +187,19 @@ def test_infer_cam_dir_errors_leave_nothing(voc_root, tmp_path):
     with pytest.raises(ValueError, match="2007_000099.jpg"):
         infer_cam_dir(RedCAM(), voc_root, ["2007_000099"], labels, tmp_path / "out", cfg, FP32, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_view_first_upsampling_resizes_to_the_view_with_aligned_corners_then_to_the_image():
+    """SEAM's network returns its maps at the view's size (align_corners=True); psa resizes once."""
+    image = ramp_image()[:37, :51]
+    model = RedCAM(stride=4)
+    seam = multiscale_cam(model, image, [4], scales=(1.0,), flip=False, norm="max", runtime=FP32,
+                          upsample="view_first")
+    psa = multiscale_cam(model, image, [4], scales=(1.0,), flip=False, norm="max", runtime=FP32)
+    view = torch.stack(list(scaled_views(image, (1.0,)).values())[0])
+    with torch.no_grad():
+        maps = model.cam(view, torch.tensor([4]))
+    by_hand = F.interpolate(F.interpolate(maps, view.shape[-2:], mode="bilinear", align_corners=True),
+                            image.shape[:2], mode="bilinear", align_corners=False)[0]
+    np.testing.assert_allclose(seam, normalise_cams(by_hand, "max").numpy(), atol=1e-5)
+    assert np.abs(seam - psa).max() > 1e-3  # the two procedures differ at a strided network's map

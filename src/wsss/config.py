@@ -232,6 +232,7 @@ class InferCamConfig(Section):
     flip: Bool
     norm: Literal["max", "minmax"]
     source: Literal["cam", "pcm"] = "cam"   # the map read: the CAM, or SEAM's PCM output (network seam only)
+    upsample: Literal["direct", "view_first"] = "direct"   # view_first: SEAM's two resizes (view size, then image)
 
 
 class CRFKernels(Section):

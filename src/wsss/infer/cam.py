@@ -79,8 +79,13 @@ def normalise_cams(total: torch.Tensor, norm: str) -> torch.Tensor:
 
 @torch.no_grad()  # not inference_mode: autocast caches its weight casts only under no_grad
 def multiscale_cam(model: torch.nn.Module, image: np.ndarray, keys, scales, flip: bool, norm: str,
-                   runtime: Runtime) -> np.ndarray:
+                   runtime: Runtime, upsample: str = "direct") -> np.ndarray:
     """Normalised float32 K×H×W CAMs of one HxWx3 uint8 image for the foreground indices ``keys`` (0..19).
+
+    ``upsample``: ``direct`` resizes each view's maps once, to the image (bilinear, as psa ``infer_cls.py``);
+    ``view_first`` first to the view's size with ``align_corners=True`` and then to the image, as SEAM, whose
+    network returns maps at its input's size (YudeWang/SEAM@3212261:network/resnet38_SEAM.py:45-46,
+    infer_SEAM.py:61).
 
     ``model`` is in eval mode on the runtime's device (``runtime.prepare``) and has ``cam(x, classes) -> N×K×h×w``,
     the maps of the foreground indices ``classes``; the views are normalised as its backbone expects.
@@ -99,9 +104,12 @@ def multiscale_cam(model: torch.nn.Module, image: np.ndarray, keys, scales, flip
             batch = torch.stack(views)
             if flip:
                 batch = torch.cat([batch, batch.flip(-1)])
-            outputs.append((len(views), model.cam(runtime.batch(batch), index)))
-    for count, maps in outputs:
-        maps = F.interpolate(maps.float(), (height, width), mode="bilinear", align_corners=False)
+            outputs.append((len(views), tuple(batch.shape[-2:]), model.cam(runtime.batch(batch), index)))
+    for count, view_size, maps in outputs:
+        maps = maps.float()
+        if upsample == "view_first":
+            maps = F.interpolate(maps, view_size, mode="bilinear", align_corners=True)
+        maps = F.interpolate(maps, (height, width), mode="bilinear", align_corners=False)
         if flip:
             maps = torch.cat([maps[:count], maps[count:].flip(-1)])
         total += maps.sum(0).cpu()
@@ -178,7 +186,7 @@ def infer_cam_dir(model: torch.nn.Module, voc_root: str | Path, ids: list[str], 
 
 def _infer_task(model, cfg: InferCamConfig, runtime: Runtime, task: tuple[str, np.ndarray, str]) -> None:
     path, keys, out = task
-    cams = multiscale_cam(model, read_rgb(path), keys, cfg.scales, cfg.flip, cfg.norm, runtime)
+    cams = multiscale_cam(model, read_rgb(path), keys, cfg.scales, cfg.flip, cfg.norm, runtime, cfg.upsample)
     save_cams(out, keys + 1, cams)
 
 
