@@ -37,6 +37,9 @@ STAGES = {
     "infer-cam": ("infer_cam", "multi-scale CAMs of a split", ("voc", "model", "out")),
     "eval-equivariance": ("eval_equivariance", "equivariance error of a CAM model on a split", ("voc", "model", "out")),
     "crf": ("crf", "dense-CRF pseudo labels from CAMs", ("voc", "cams", "out")),
+    "aff-labels": ("aff_labels", "AffinityNet labels from the low/high-alpha CRFs of CAMs", ("voc", "cams", "out")),
+    "train-aff": ("train_aff", "train AffinityNet on its CRF labels", ("voc", "labels", "out")),
+    "infer-rw": ("infer_rw", "random-walk pseudo labels from CAMs and AffinityNet", ("voc", "model", "cams", "out")),
     "train-seg": ("train_seg", "train DeepLab on pseudo labels", ("voc", "labels", "out")),
     "infer-seg": ("infer_seg", "DeepLab predictions of a split", ("voc", "model", "out")),
     "summarize-voc": ("summarize_voc", "write results/voc_miou.json", ("seg", "cam", "pseudo", "equivariance", "out")),
@@ -111,13 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
             stage.add_argument(f"--{name}", required=True, type=Path)
         if "model" in paths or "cams" in paths:
             stage.add_argument("--split", default="train_aug", help="the prepared split to process")
-        if command == "train-seg":
+        if command in ("train-seg", "train-aff"):
+            section = {"train-seg": "train_seg", "train-aff": "affinity"}[command]
             stage.add_argument("--classifier", type=Path,
-                               help="the trained classifier whose backbone starts DeepLab (train_seg.weights: classifier)")
+                               help=f"the trained classifier whose backbone starts the network ({section}.weights: classifier)")
         stage.add_argument("--workers", type=_workers, default=1, help="processes (inference, CRF, decoupling)")
         _config_args(stage)
     commands.choices["train-ldf"].add_argument("--fine", action="store_true",
                                                help="the fine stage: --labels holds the coarse model's maps")
+    commands.choices["infer-rw"].add_argument("--crf", action="store_true",
+                                              help="a dense CRF on the walk's scores (pseudo: rw_crf)")
     infer_ldf = commands.choices["infer-ldf"]
     infer_ldf.add_argument("--maps", choices=("saliency", "decoupled"), default="saliency",
                            help="decoupled: body/detail maps of the training sets (the fine stage's targets)")

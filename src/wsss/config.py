@@ -267,6 +267,34 @@ class CRFConfig(CRFKernels):
         return self
 
 
+class AffinityConfig(Section):
+    """AffinityNet and its random walk (Ahn & Kwak, CVPR'18; psa ``train_aff.py``, ``infer_aff.py``; reference §8).
+
+    Training labels come from the CRF of the CAMs at ``crf.alpha_low`` and ``crf.alpha_high``; ``alpha`` is the
+    background power of the walk's input, ``(1 - max cam)^alpha``.
+    """
+
+    backbone: Backbone
+    weights: Str            # ImageNet weights as psa, "" from scratch, or "classifier": the trained CAM classifier's
+    output_stride: OutputStride = 8
+    crop: Annotated[Int, Field(ge=16)]
+    batch: Count
+    epochs: Count
+    lr: Annotated[Float, Field(gt=0)]
+    weight_decay: Annotated[Float, Field(ge=0)]
+    momentum: Momentum
+    poly_power: Float
+    polyoptimizer_bug: Bool
+    color_jitter: tuple[Float, Float, Float, Float]
+    radius: Annotated[Int, Field(ge=2, le=16)]        # pairs closer than this on the feature grid (psa 5)
+    beta: Annotated[Float, Field(gt=0)]               # A^beta sharpens the affinities (psa 8)
+    logt: Annotated[Int, Field(ge=0, le=12)]          # t = 2^logt walk steps (psa 8, SEAM 6)
+    alpha: Annotated[Float, Field(gt=0)]              # background power of the walk's input (psa 16, SEAM 6)
+    walk: Literal["auto", "dense", "sparse"]          # auto: dense on CUDA up to dense_max_nodes, else sparse
+    dense_max_nodes: Annotated[Int, Field(ge=1)]      # feature-grid positions of the largest dense walk
+    crf_iterations: Count                             # pseudo: rw_crf, the CRF on the walk's scores (SEAM: 1)
+
+
 class TrainSegConfig(Section):
     """DeepLab retraining on pseudo labels (reference §9)."""
 
@@ -372,6 +400,7 @@ class Config(Section):
 
     profile: Str                         # a name under ``profiles`` (checked by :func:`resolve`)
     method: Str                          # a name under ``methods``: the folder name of its models, CAMs, results
+    pseudo: Literal["crf", "rw", "rw_crf"]   # DeepLab's labels: the CRF of the CAMs, the random walk, or walk + CRF
     network: Literal[CAM_NETWORKS]       # what that method trains: a CAM network of ``wsss.nets.registry``
     seed: Int
     runtime: RuntimeConfig
@@ -384,6 +413,7 @@ class Config(Section):
     train_cls: TrainClsConfig
     infer_cam: InferCamConfig
     crf: CRFConfig
+    affinity: AffinityConfig
     train_seg: TrainSegConfig
     infer_seg: InferSegConfig
     seam: SEAMConfig
