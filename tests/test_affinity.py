@@ -187,3 +187,13 @@ def test_a_dry_run_with_pseudo_rw_plans_the_affinity_chain(project):
     with_crf = run(["snakemake", "-n", "--cores", "1", "results/voc_miou.json", "--config", "pseudo=rw_crf",
                     "--printshellcmds"], project)
     assert "--out data/rw_crf/cam/train_aug" in with_crf and " --crf" in with_crf
+
+
+def test_the_affinity_settings_are_psa_s_with_seam_s_walk_for_the_seam_method():
+    paper = load_config("params.yaml", ["profile=paper"]).affinity
+    assert (paper.backbone, paper.crop, paper.batch, paper.epochs, paper.lr) == ("resnet38d", 448, 8, 8, 0.1)
+    assert (paper.radius, paper.beta, paper.logt, paper.alpha) == (5, 8, 8, 16)
+    seam = load_config("params.yaml", ["profile=paper", "method=seam"]).affinity
+    assert (seam.logt, seam.alpha, seam.lr) == (6, 6, 0.01)
+    assert load_config("params.yaml").affinity.backbone == "tiny"
+    assert load_config("params.yaml", ["profile=lite"]).affinity.backbone == "efficientnet_lite0"

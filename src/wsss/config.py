@@ -207,8 +207,8 @@ class EvaluateConfig(Section):
     equivariance_scale: Annotated[Float, Field(gt=0, le=4), rule(lambda scale: scale != 1, "in (0, 4] and not 1")]
 
 
-class TrainClsConfig(Section):
-    """CAM classifier training (psa/SEAM train_cls; reference §2)."""
+class EpochTraining(Section):
+    """A backbone trained for ``epochs`` under psa's poly schedule (what ``wsss.engine.TrainSettings`` reads)."""
 
     backbone: Backbone
     weights: Str
@@ -220,6 +220,11 @@ class TrainClsConfig(Section):
     momentum: Momentum
     poly_power: Float
     polyoptimizer_bug: Bool
+
+
+class TrainClsConfig(EpochTraining):
+    """CAM classifier training (psa/SEAM train_cls; reference §2)."""
+
     resize_long: Annotated[tuple[Int, Int], low_high]
     color_jitter: tuple[Float, Float, Float, Float]
     output_stride: OutputStride = 8   # psa/SEAM ResNet-38: 8; 16 halves the cost of the dilated stages
@@ -267,25 +272,16 @@ class CRFConfig(CRFKernels):
         return self
 
 
-class AffinityConfig(Section):
+class AffinityConfig(EpochTraining):
     """AffinityNet and its random walk (Ahn & Kwak, CVPR'18; psa ``train_aff.py``, ``infer_aff.py``; reference §8).
 
     Training labels come from the CRF of the CAMs at ``crf.alpha_low`` and ``crf.alpha_high``; ``alpha`` is the
-    background power of the walk's input, ``(1 - max cam)^alpha``.
+    background power of the walk's input, ``(1 - max cam)^alpha``. ``weights``: ImageNet weights as psa, "" from
+    scratch, or ``classifier``, the trained CAM classifier's backbone.
     """
 
-    backbone: Backbone
-    weights: Str            # ImageNet weights as psa, "" from scratch, or "classifier": the trained CAM classifier's
-    output_stride: OutputStride = 8
-    crop: Annotated[Int, Field(ge=16)]
-    batch: Count
-    epochs: Count
-    lr: Annotated[Float, Field(gt=0)]
-    weight_decay: Annotated[Float, Field(ge=0)]
-    momentum: Momentum
-    poly_power: Float
-    polyoptimizer_bug: Bool
     color_jitter: tuple[Float, Float, Float, Float]
+    output_stride: OutputStride = 8
     radius: Annotated[Int, Field(ge=2, le=16)]        # pairs closer than this on the feature grid (psa 5)
     beta: Annotated[Float, Field(gt=0)]               # A^beta sharpens the affinities (psa 8)
     logt: Annotated[Int, Field(ge=0, le=12)]          # t = 2^logt walk steps (psa 8, SEAM 6)

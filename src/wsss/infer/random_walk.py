@@ -26,6 +26,7 @@ YudeWang/SEAM@3212261; psa's author refines the walk's labels with a CRF, refere
 from __future__ import annotations
 
 import time
+import warnings
 from functools import partial
 from pathlib import Path
 
@@ -81,7 +82,9 @@ def walk_dense(transition: torch.Tensor, scores: torch.Tensor, logt: int) -> tor
 
 def walk_sparse(transition: torch.Tensor, scores: torch.Tensor, logt: int) -> torch.Tensor:
     """``scores T^(2^logt)`` (C×n) as ``2^logt`` products with the sparse ``T`` (memory linear in n)."""
-    transposed = transition.t().coalesce().to_sparse_csr()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta state")
+        transposed = transition.t().coalesce().to_sparse_csr()
     columns = scores.t().contiguous()
     for _ in range(2 ** logt):
         columns = transposed @ columns
