@@ -94,6 +94,18 @@ def test_affinitynet_gives_stride_8_features_and_affinities_in_0_1_on_every_back
     assert affinity[0, 0, :, -1].eq(0).all()   # (0, 1): the last column has no partner
 
 
+def test_pair_affinities_are_exp_of_minus_the_mean_l1_distance_of_each_pair():
+    features = torch.randn(2, 3, 6, 7)
+    affinity = pair_affinities(features, radius=3)
+    for k, (dy, dx) in enumerate(pair_offsets(3)):
+        for y in range(6):
+            for x in range(7):
+                inside = y + dy < 6 and 0 <= x + dx < 7
+                expected = torch.exp(-(features[:, :, y, x] - features[:, :, y + dy, x + dx]).abs().mean(1)) \
+                    if inside else torch.zeros(2)
+                assert torch.allclose(affinity[:, k, y, x], expected), (k, y, x)
+
+
 def test_the_affinity_loss_counts_the_pairs_and_reaches_the_new_layers():
     torch.manual_seed(0)
     model = AffinityNet(build_backbone("tiny"))

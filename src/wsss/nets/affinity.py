@@ -45,10 +45,14 @@ def shifted(x: torch.Tensor, dy: int, dx: int, fill: float = 0) -> torch.Tensor:
 def pair_affinities(features: torch.Tensor, radius: int) -> torch.Tensor:
     """N×D×h×w affinities ``exp(-mean_c |f_p - f_(p+d)|)`` of N×C×h×w features, fp32; 0 for partners outside."""
     features = features.float()
-    inside = torch.ones_like(features[:, :1])
-    maps = [torch.exp(-(features - shifted(features, dy, dx)).abs().mean(1)) * shifted(inside, dy, dx)[:, 0]
-            for dy, dx in pair_offsets(radius)]
-    return torch.stack(maps, 1)
+    height, width = features.shape[-2:]
+    offsets = pair_offsets(radius)
+    affinity = features.new_zeros(features.shape[0], len(offsets), height, width)
+    for k, (dy, dx) in enumerate(offsets):   # the positions whose partner is inside, and those partners
+        rows, columns = slice(0, height - dy), slice(max(0, -dx), width - max(0, dx))
+        partners = features[:, :, dy:, max(0, dx): width + min(0, dx)]
+        affinity[:, k, rows, columns] = torch.exp(-(features[:, :, rows, columns] - partners).abs().mean(1))
+    return affinity
 
 
 class AffinityNet(nn.Module):
