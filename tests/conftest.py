@@ -141,6 +141,7 @@ TINY = {"synth_voc": {"train": 6, "val": 4, "train_aug": 10, "size": 48},
         "profiles": {"smoke": {"train_cls": {"batch": 4, "epochs": 1, "crop": 32, "resize_long": [32, 48]},
                                "infer_cam": {"scales": [1.0]},
                                "train_seg": {"batch": 4, "iterations": 3, "crop": 32},
+                               "affinity": {"batch": 4, "epochs": 1, "crop": 32},
                                "ldf": {"batch": 2, "epochs": 1, "fine_epochs": 1, "width": 8, "train_sizes": [32],
                                        "test_size": 32}}}}
 

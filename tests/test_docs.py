@@ -42,7 +42,7 @@ def test_the_package_table_lists_every_module_and_no_other():
 def test_the_networks_and_methods_named_are_the_registry_and_params_yaml():
     text = section("Networks and methods")
     networks, methods = text.split("Methods of")
-    assert set(names(networks)) - {"nets/registry.py", "train_cls", "train_seg", "train_ldf"} == set(NETWORKS)
+    assert set(names(networks)) - {"nets/registry.py", "train_cls", "train_aff", "train_seg", "train_ldf"} == set(NETWORKS)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert names(methods)[1:] == list(params["methods"])   # the first name is `params.yaml`
 

@@ -296,12 +296,12 @@ def test_param_groups_helper_counts_a_wrapper_head_as_new():
 
 def test_classifier_initialisation_needs_the_classifier(tmp_path):
     from wsss.config import load_config
-    from wsss.stages.train_seg import initial_weights
+    from wsss.stages.common import initial_weights
 
-    settings = load_config("params.yaml").train_seg  # smoke: weights: classifier
-    assert initial_weights(settings, tmp_path / "model.pt") == str(tmp_path / "model.pt")
-    with pytest.raises(ValueError, match="--classifier"):
-        initial_weights(settings, None)
+    weights = load_config("params.yaml").train_seg.weights  # smoke: weights: classifier
+    assert initial_weights(weights, tmp_path / "model.pt", "train_seg") == str(tmp_path / "model.pt")
+    with pytest.raises(ValueError, match="train_seg.weights is 'classifier'.*--classifier"):
+        initial_weights(weights, None, "train_seg")
 
 
 def test_trained_weights_of_another_network_or_a_broken_file_name_the_file(tmp_path):

@@ -14,9 +14,10 @@ from wsss.stages.common import load_trained
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official_keys"
 PARAMS = Path(__file__).parents[1] / "params.yaml"
-NETWORKS = {"seam": "seam", "psa_cls": "cam", "ldf": "ldf"}
+NETWORKS = {"seam": "seam", "psa_cls": "cam", "psa_aff": "aff", "ldf": "ldf"}
 SETTINGS = {"seam": ["method=seam", "train_cls.backbone=resnet38d", "train_cls.output_stride=8"],
             "psa_cls": ["method=cam", "train_cls.backbone=resnet38d", "train_cls.output_stride=8"],
+            "psa_aff": ["affinity.backbone=resnet38d", "affinity.output_stride=8"],
             "ldf": ["ldf.backbone=resnet50", "ldf.width=64"]}
 
 

@@ -33,7 +33,7 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
 
 # Released official checkpoints `wsss import-weights` converts: the networks of wsss.nets.official.FORMATS
 # and ademxapp's ImageNet ResNet-38 (an MXNet .params file, into a resnet38d backbone .pth).
-IMPORT_FORMATS = ("seam", "psa_cls", "ldf", "resnet38_imagenet")
+IMPORT_FORMATS = ("seam", "psa_cls", "psa_aff", "ldf", "resnet38_imagenet")
 
 # Pipeline stages of the WSSS chain: command -> (module in wsss.stages, help, path arguments).
 STAGES = {
@@ -41,6 +41,9 @@ STAGES = {
     "infer-cam": ("infer_cam", "multi-scale CAMs of a split", ("voc", "model", "out")),
     "eval-equivariance": ("eval_equivariance", "equivariance error of a CAM model on a split", ("voc", "model", "out")),
     "crf": ("crf", "dense-CRF pseudo labels from CAMs", ("voc", "cams", "out")),
+    "aff-labels": ("aff_labels", "AffinityNet labels from the low/high-alpha CRFs of CAMs", ("voc", "cams", "out")),
+    "train-aff": ("train_aff", "train AffinityNet on its CRF labels", ("voc", "labels", "out")),
+    "infer-rw": ("infer_rw", "random-walk pseudo labels from CAMs and AffinityNet", ("voc", "model", "cams", "out")),
     "train-seg": ("train_seg", "train DeepLab on pseudo labels", ("voc", "labels", "out")),
     "infer-seg": ("infer_seg", "DeepLab predictions of a split", ("voc", "model", "out")),
     "summarize-voc": ("summarize_voc", "write results/voc_miou.json", ("seg", "cam", "pseudo", "equivariance", "out")),
@@ -115,13 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
             stage.add_argument(f"--{name}", required=True, type=Path)
         if "model" in paths or "cams" in paths:
             stage.add_argument("--split", default="train_aug", help="the prepared split to process")
-        if command == "train-seg":
+        if command in ("train-seg", "train-aff"):
+            section = {"train-seg": "train_seg", "train-aff": "affinity"}[command]
             stage.add_argument("--classifier", type=Path,
-                               help="the trained classifier whose backbone starts DeepLab (train_seg.weights: classifier)")
+                               help=f"the trained classifier whose backbone starts the network ({section}.weights: classifier)")
         stage.add_argument("--workers", type=_workers, default=1, help="processes (inference, CRF, decoupling)")
         _config_args(stage)
     commands.choices["train-ldf"].add_argument("--fine", action="store_true",
                                                help="the fine stage: --labels holds the coarse model's maps")
+    commands.choices["infer-rw"].add_argument("--crf", action="store_true",
+                                              help="a dense CRF on the walk's scores (pseudo: rw_crf)")
     infer_ldf = commands.choices["infer-ldf"]
     infer_ldf.add_argument("--maps", choices=("saliency", "decoupled"), default="saliency",
                            help="decoupled: body/detail maps of the training sets (the fine stage's targets)")
@@ -135,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     imported = commands.add_parser("import-weights", help="convert a released official checkpoint into a model.pt")
     imported.add_argument("format", choices=IMPORT_FORMATS,
-                          help="seam: SEAM's resnet38_SEAM.pth; psa_cls: psa's res38_cls.pth; ldf: LDF's released model; "
+                          help="seam: SEAM's resnet38_SEAM.pth; psa_cls: psa's res38_cls.pth; psa_aff: psa's res38_aff.pth; "
+                               "ldf: LDF's released model; "
                                "resnet38_imagenet: ademxapp's ilsvrc-cls_rna-a1_cls1000_ep-0001.params")
     imported.add_argument("source", type=Path)
     imported.add_argument("--out", required=True, type=Path)

@@ -207,8 +207,8 @@ class EvaluateConfig(Section):
     equivariance_scale: Annotated[Float, Field(gt=0, le=4), rule(lambda scale: scale != 1, "in (0, 4] and not 1")]
 
 
-class TrainClsConfig(Section):
-    """CAM classifier training (psa/SEAM train_cls; reference §2)."""
+class EpochTraining(Section):
+    """A backbone trained for ``epochs`` under psa's poly schedule (what ``wsss.engine.TrainSettings`` reads)."""
 
     backbone: Backbone
     weights: Str
@@ -220,6 +220,11 @@ class TrainClsConfig(Section):
     momentum: Momentum
     poly_power: Float
     polyoptimizer_bug: Bool
+
+
+class TrainClsConfig(EpochTraining):
+    """CAM classifier training (psa/SEAM train_cls; reference §2)."""
+
     resize_long: Annotated[tuple[Int, Int], low_high]
     color_jitter: tuple[Float, Float, Float, Float]
     output_stride: OutputStride = 8   # psa/SEAM ResNet-38: 8; 16 halves the cost of the dilated stages
@@ -266,6 +271,25 @@ class CRFConfig(CRFKernels):
     def _ordered(self):
         self._need(self.alpha_low <= self.alpha_high, "alpha_high", f">= alpha_low ({self.alpha_low})")
         return self
+
+
+class AffinityConfig(EpochTraining):
+    """AffinityNet and its random walk (Ahn & Kwak, CVPR'18; psa ``train_aff.py``, ``infer_aff.py``; reference §8).
+
+    Training labels come from the CRF of the CAMs at ``crf.alpha_low`` and ``crf.alpha_high``; ``alpha`` is the
+    background power of the walk's input, ``(1 - max cam)^alpha``. ``weights``: ImageNet weights as psa, "" from
+    scratch, or ``classifier``, the trained CAM classifier's backbone.
+    """
+
+    color_jitter: tuple[Float, Float, Float, Float]
+    output_stride: OutputStride = 8
+    radius: Annotated[Int, Field(ge=2, le=16)]        # pairs closer than this on the feature grid (psa 5)
+    beta: Annotated[Float, Field(gt=0)]               # A^beta sharpens the affinities (psa 8)
+    logt: Annotated[Int, Field(ge=0, le=12)]          # t = 2^logt walk steps (psa 8, SEAM 6)
+    alpha: Annotated[Float, Field(gt=0)]              # background power of the walk's input (psa 16, SEAM 6)
+    walk: Literal["auto", "dense", "sparse"]          # auto: dense on CUDA up to dense_max_nodes, else sparse
+    dense_max_nodes: Annotated[Int, Field(ge=1)]      # feature-grid positions of the largest dense walk
+    crf_iterations: Count                             # pseudo: rw_crf, the CRF on the walk's scores (SEAM: 1)
 
 
 class TrainSegConfig(Section):
@@ -384,6 +408,7 @@ class Config(Section):
 
     profile: Str                         # a name under ``profiles`` (checked by :func:`resolve`)
     method: Str                          # a name under ``methods``: the folder name of its models, CAMs, results
+    pseudo: Literal["crf", "rw", "rw_crf"]   # DeepLab's labels: the CRF of the CAMs, the random walk, or walk + CRF
     network: Literal[CAM_NETWORKS]       # what that method trains: a CAM network of ``wsss.nets.registry``
     seed: Int
     runtime: RuntimeConfig
@@ -396,6 +421,7 @@ class Config(Section):
     train_cls: TrainClsConfig
     infer_cam: InferCamConfig
     crf: CRFConfig
+    affinity: AffinityConfig
     train_seg: TrainSegConfig
     infer_seg: InferSegConfig
     seam: SEAMConfig

@@ -5,6 +5,11 @@ scalar tensors with a ``"loss"`` entry (the one back-propagated; every entry is 
 * ``segmentation_loss``: DeepLab's pixel cross-entropy, pseudo-label 255 ignored (reference §9).
 * ``ldf_loss``: LDF's six terms (ldf.md §3: ``train.py``): per output level, BCE of the body and detail logits
   against their soft targets and BCE + soft IoU of the saliency logits against the mask; summed and halved.
+* ``affinity_loss``: AffinityNet's pair loss (Ahn & Kwak, CVPR'18, Eqs. 3-5; psa ``train_aff.py`` 96-113):
+  ``-log a`` over the background and the foreground pairs, ``-log(1 - a)`` over the negative pairs, each the
+  mean over its own pairs, combined as ``bg/4 + fg/4 + neg/2``. The labels (la/ha CRF labels of the crop,
+  ``wsss.infer.crf.affinity_label_map``) go to the feature grid by :func:`block_labels` and into pairs by
+  :func:`pair_labels`.
 * ``seam_loss``: SEAM's siamese loss (Wang et al., CVPR'20, Eqs. 1-7; SEAM ``train_SEAM.py`` 104-146;
   reference §3), below.
 
@@ -35,8 +40,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from wsss.config import SEAMConfig
-from wsss.data.classes import IGNORE_INDEX
+from wsss.config import AffinityConfig, SEAMConfig
+from wsss.data.classes import IGNORE_INDEX, NUM_VOC_CLASSES
+from wsss.nets.affinity import pair_affinities, pair_offsets, shifted
 from wsss.nets.seam import max_norm, max_onehot, with_background
 
 
@@ -51,6 +57,42 @@ def segmentation_loss(model, batch) -> dict[str, torch.Tensor]:
     images, masks = batch
     logits = F.interpolate(model(images), masks.shape[-2:], mode="bilinear", align_corners=False)
     return {"loss": F.cross_entropy(logits.float(), masks.long(), ignore_index=IGNORE_INDEX)}
+
+
+def block_labels(labels: torch.Tensor, size: tuple[int, int], num_classes: int = NUM_VOC_CLASSES) -> torch.Tensor:
+    """N×h×w labels of N×H×W labels (0..num_classes-1 and 255) on a coarser grid: each cell takes the label that
+    covers most of it, 255 counting as one (psa average-pools the la/ha scores 8×8 before the argmax)."""
+    values = torch.where(labels == IGNORE_INDEX, num_classes, labels.long())
+    shares = F.adaptive_avg_pool2d(F.one_hot(values, num_classes + 1).permute(0, 3, 1, 2).float(), size)
+    cells = shares.argmax(1)
+    return torch.where(cells == num_classes, IGNORE_INDEX, cells)
+
+
+def pair_labels(labels: torch.Tensor, radius: int) -> dict[str, torch.Tensor]:
+    """Boolean N×D×h×w pair labels of N×h×w labels (0 background, 1..20, 255 uncertain; psa
+    ``ExtractAffinityLabelInRadius``): ``bg`` both background, ``fg`` the same foreground class, ``neg`` two
+    different certain labels. Pairs with an uncertain end or a partner outside the map are in none."""
+    sources = labels[:, None].float()
+    partners = torch.cat([shifted(sources, dy, dx, fill=IGNORE_INDEX) for dy, dx in pair_offsets(radius)], 1)
+    certain = (sources != IGNORE_INDEX) & (partners != IGNORE_INDEX)
+    same = certain & (sources == partners)
+    return {"bg": same & (sources == 0), "fg": same & (sources > 0), "neg": certain & (sources != partners)}
+
+
+def affinity_loss(model, batch, cfg: AffinityConfig) -> dict[str, torch.Tensor]:
+    """``bg/4 + fg/4 + neg/2`` of a batch ``(images, labels N×H×W)`` for an ``AffinityNet``; the counts are logged."""
+    images, labels = batch
+    features = model(images)
+    affinity = pair_affinities(features, cfg.radius)
+    pairs = pair_labels(block_labels(labels, features.shape[-2:]), cfg.radius)
+    positive, negative = -torch.log(affinity + 1e-5), -torch.log(1 + 1e-5 - affinity)
+    losses = {}
+    for name, fit in (("bg", positive), ("fg", positive), ("neg", negative)):
+        count = pairs[name].sum()
+        losses[f"{name}_loss"] = (fit * pairs[name]).sum() / (count + 1e-5)
+        losses[f"{name}_pairs"] = count.float().detach() / len(images)
+    losses["loss"] = losses["bg_loss"] / 4 + losses["fg_loss"] / 4 + losses["neg_loss"] / 2
+    return losses
 
 
 def iou_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

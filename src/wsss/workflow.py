@@ -28,6 +28,11 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "infer_cam": ("runtime.precision", "network", "infer_cam"),
     "eval_equivariance": ("runtime.precision", "network", "infer_cam", "evaluate.equivariance_scale"),
     "crf": ("crf",),
+    "aff_labels": ("crf",),
+    "train_aff": ("seed", "runtime.precision", *(f"affinity.{key}" for key in (
+        "backbone", "weights", "output_stride", "crop", "batch", "epochs", "lr", "weight_decay", "momentum",
+        "poly_power", "polyoptimizer_bug", "color_jitter", "radius"))),
+    "infer_rw": ("runtime.precision", "affinity", "crf"),
     "eval_cam": ("evaluate",),
     "eval_pseudo": ("evaluate",),
     "train_seg": ("seed", "runtime.precision", "train_seg"),
@@ -42,7 +47,7 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "eval_saliency": (),
     "summarize_sod": (),
     "summarize_ldf_ablation": ("ldf_ablation",),
-    "summarize_voc": ("method",),
+    "summarize_voc": ("method", "pseudo"),
     "seam_ablation": ("seam_ablation",),
 }
 # What `wsss dag dvc` declares by default: the pipeline (`rule all`) and the SEAM ablation.

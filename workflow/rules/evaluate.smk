@@ -1,4 +1,4 @@
-# Evaluation rules for any method's outputs: CAMs and pseudo labels scored on VOC train (pseudo-label
+# Evaluation rules for any method's outputs: CAMs and pseudo labels (`{pseudo}`: crf, rw, rw_crf) scored on VOC train (pseudo-label
 # quality, the field's protocol: train ⊂ train_aug, so the train_aug folders hold them), and saliency
 # maps on each SOD test set. `{method}` names the WSSS method (cam, seam, ...), `{sod_method}` the saliency
 # method (ldf and its ablation rows).
@@ -28,17 +28,19 @@ rule eval_cam:
 
 rule eval_pseudo:
     input:
-        labels="data/pseudo/{method}/train_aug",
+        labels=lambda wildcards: PSEUDO_LABELS[wildcards.pseudo].format(method=wildcards.method),
         voc="data/prepared/voc",
     output:
-        f"results/{CFG.voc_dataset}/{{method}}/pseudo_miou.json",
+        f"results/{CFG.voc_dataset}/{{method}}/{{pseudo}}_miou.json",
+    wildcard_constraints:
+        pseudo="crf|rw|rw_crf",
     params:
         cfg=rule_params(CFG, "eval_pseudo"),
     threads: 2
     log:
-        "logs/eval_pseudo/{method}.log",
+        "logs/eval_pseudo/{method}_{pseudo}.log",
     benchmark:
-        "logs/benchmark/eval_pseudo/{method}.tsv"
+        "logs/benchmark/eval_pseudo/{method}_{pseudo}.tsv"
     shell:
         "wsss evaluate segmentation --pred {input.labels} --gt {VOC_GT} --list {input.voc}/train.txt"
         " --method {wildcards.method} --workers {threads} --out {output} {SET} > {log} 2>&1"

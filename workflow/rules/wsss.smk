@@ -1,4 +1,6 @@
-# The WSSS chain: classifier -> CAMs -> dense-CRF pseudo labels -> DeepLab -> results/voc_miou.json.
+# The WSSS chain: classifier -> CAMs -> pseudo labels -> DeepLab -> results/voc_miou.json. The pseudo labels
+# (`pseudo` in params.yaml): crf, the dense CRF of the CAMs; rw, AffinityNet's random walk on the CAMs (AffinityNet
+# trained on the low/high-alpha CRF labels, aff_labels -> train_aff -> infer_rw); rw_crf, the walk then the CRF.
 # Every rule runs per method (`{method}`: a name under `methods` in params.yaml), with that method's
 # configuration (METHODS), so methods and ablation variants sit side by side; results/voc_miou.json
 # summarises the method `method` picks.
@@ -98,24 +100,104 @@ rule crf:
         " --workers {threads} {params.set} > {log} 2>&1"
 
 
-def seg_classifier(wildcards):
-    """The method's trained classifier when its DeepLab starts from it (``train_seg.weights: classifier``)."""
-    if METHODS[wildcards.method][0].train_seg.weights != "classifier":
-        return []
-    return rules.train_cls.output[0].format(method=wildcards.method)
+rule aff_labels:
+    input:
+        voc="data/prepared/voc",
+        cams=rules.infer_cam.output[0],
+    output:
+        directory("data/aff_labels/{method}/train_aug"),
+    params:
+        cfg=method_params("aff_labels"),
+        set=method_set,
+    threads: 2
+    log:
+        "logs/{method}/aff_labels.log",
+    benchmark:
+        "logs/benchmark/{method}/aff_labels.tsv"
+    shell:
+        "wsss aff-labels --voc {input.voc} --cams {input.cams} --split train_aug --out {output}"
+        " --workers {threads} {params.set} > {log} 2>&1"
+
+
+def classifier_of(section):
+    """The method's trained classifier when the network of ``section`` starts from it (``weights: classifier``)."""
+    def classifier(wildcards):
+        if getattr(METHODS[wildcards.method][0], section).weights != "classifier":
+            return []
+        return rules.train_cls.output[0].format(method=wildcards.method)
+    return classifier
+
+
+def classifier_flag(wildcards, input):
+    return f"--classifier {input.classifier}" if input.classifier else ""
+
+
+rule train_aff:
+    input:
+        voc="data/prepared/voc",
+        labels=rules.aff_labels.output[0],
+        classifier=classifier_of("affinity"),
+    output:
+        "models/{method}/affinity/model.pt",
+    params:
+        cfg=method_params("train_aff"),
+        set=method_set,
+        classifier=classifier_flag,
+    threads: 2
+    resources:
+        gpu=1,
+    log:
+        "logs/{method}/train_aff.log",
+    benchmark:
+        "logs/benchmark/{method}/train_aff.tsv"
+    shell:
+        "wsss train-aff --voc {input.voc} --labels {input.labels} {params.classifier} --out {output} {params.set} > {log} 2>&1"
+
+
+rule infer_rw:
+    input:
+        voc="data/prepared/voc",
+        model=rules.train_aff.output[0],
+        cams=rules.infer_cam.output[0],
+    output:
+        directory("data/{walk}/{method}/train_aug"),
+    wildcard_constraints:
+        walk="rw|rw_crf",
+    params:
+        cfg=method_params("infer_rw"),
+        set=method_set,
+        crf=lambda wildcards: "--crf" if wildcards.walk == "rw_crf" else "",
+    threads: 2
+    resources:
+        gpu=1,
+    log:
+        "logs/{method}/infer_{walk}.log",
+    benchmark:
+        "logs/benchmark/{method}/infer_{walk}.tsv"
+    shell:
+        "wsss infer-rw --voc {input.voc} --model {input.model} --cams {input.cams} --split train_aug --out {output}"
+        " {params.crf} --workers {threads} {params.set} > {log} 2>&1"
+
+
+PSEUDO_LABELS = {"crf": rules.crf.output[0], "rw": "data/rw/{method}/train_aug", "rw_crf": "data/rw_crf/{method}/train_aug"}
+
+
+def pseudo_labels(wildcards):
+    """The pseudo labels DeepLab trains on: those of the method's ``pseudo`` (crf, rw or rw_crf)."""
+    return PSEUDO_LABELS[METHODS[wildcards.method][0].pseudo].format(method=wildcards.method)
 
 
 rule train_seg:
     input:
         voc="data/prepared/voc",
-        labels=rules.crf.output[0],
-        classifier=seg_classifier,
+        labels=pseudo_labels,
+        classifier=classifier_of("train_seg"),
     output:
         "models/{method}/deeplab/model.pt",
     params:
         cfg=method_params("train_seg"),
         set=method_set,
-        classifier=lambda wildcards, input: f"--classifier {input.classifier}" if input.classifier else "",
+        classifier=classifier_flag,
     threads: 2
     resources:
         gpu=1,
@@ -170,7 +252,7 @@ rule summarize_voc:
     input:
         seg=f"{RESULTS}/{METHOD}/seg_miou.json",
         cam=f"{RESULTS}/{METHOD}/cam_miou.json",
-        pseudo=f"{RESULTS}/{METHOD}/pseudo_miou.json",
+        pseudo=f"{RESULTS}/{METHOD}/{METHODS[METHOD][0].pseudo}_miou.json",
         equivariance=f"{RESULTS}/{METHOD}/equivariance.json",
     output:
         report("results/voc_miou.json", caption="../report/voc_miou.rst", category="WSSS"),
@@ -189,7 +271,7 @@ rule summarize_voc:
 def ablation_inputs(wildcards):
     """Each SEAM Table 1 row's score (CAMs, or CRF pseudo labels) and its method's equivariance error."""
     paths = [f"{RESULTS}/{row.method}/{name}.json" for row in CFG.seam_ablation
-             for name in ("pseudo_miou" if row.crf else "cam_miou", "equivariance")]
+             for name in ("crf_miou" if row.crf else "cam_miou", "equivariance")]
     return list(dict.fromkeys(paths))
 
 

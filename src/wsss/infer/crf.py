@@ -16,13 +16,19 @@ for their CAMs lie between (psa 0.2, SEAM 0.26, irn and SC-CAM 0.15). ``pseudo_l
 the geometric mean of the configured pair: SEAM's 4/24 gives 9.8 (t = 0.18), psa's 4/32 gives
 11.3 (t = 0.16). Callers may pass any other alpha.
 
-Parallelism: the CRF is single-threaded C++, so ``crf_label_dir`` runs one image per process.
+AffinityNet's training labels (``affinity_label_map``; psa ``voc12/data.py`` 222-229, jiwoon-ahn/psa@9493e59)
+take both CRFs: the low-alpha CRF's foreground (confident), the high-alpha CRF's background (confident), and
+255 (uncertain) where the low-alpha CRF says background but the high-alpha one does not.
+
+Parallelism: the CRF is single-threaded C++, so ``crf_label_dir`` and ``affinity_label_dir`` run one image per
+process.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +36,7 @@ import pydensecrf.densecrf as dcrf
 
 from wsss.config import CRFConfig
 from wsss.data.cam_files import cam_path, load_cams
+from wsss.data.classes import IGNORE_INDEX
 from wsss.data.voc import image_path
 from wsss.io import atomic_path, output_dir, read_rgb, save_label_png
 from wsss.parallel import parallel_map
@@ -79,6 +86,16 @@ def cam_to_pseudo_label(image: np.ndarray, keys, cams: np.ndarray, alpha: float,
     return lookup[marginals.argmax(axis=0)]
 
 
+def affinity_label_map(image: np.ndarray, keys, cams: np.ndarray, crf: CRFConfig) -> np.ndarray:
+    """HxW uint8 AffinityNet labels: the CRF label at ``crf.alpha_low`` where it is foreground, 0 where the CRF at
+    ``crf.alpha_high`` is background, 255 elsewhere (the two CRFs disagree)."""
+    confident_foreground = cam_to_pseudo_label(image, keys, cams, crf.alpha_low, crf)
+    confident_background = cam_to_pseudo_label(image, keys, cams, crf.alpha_high, crf) == 0
+    labels = np.where(confident_foreground == 0, IGNORE_INDEX, confident_foreground).astype(np.uint8)
+    labels[confident_background] = 0
+    return labels
+
+
 def crf_label_dir(voc_root: str | Path, ids: list[str], cam_dir: str | Path, out_dir: str | Path, crf: CRFConfig,
                   alpha: float, workers: int = 1, progress: bool = True, resume_key: str | None = None) -> dict:
     """Write ``<id>.png`` palette pseudo labels of every id into ``out_dir``, atomically, over ``workers`` processes.
@@ -86,24 +103,45 @@ def crf_label_dir(voc_root: str | Path, ids: list[str], cam_dir: str | Path, out
     CAMs are read from ``cam_dir`` in any format ``load_cams`` reads. With ``resume_key`` the labels of a
     killed run under the same key are kept (``wsss.io.output_dir``). Returns throughput figures.
     """
+    label = partial(cam_to_pseudo_label, alpha=alpha, crf=crf)
+    return {**label_dir(voc_root, ids, cam_dir, out_dir, label, "crf", workers, progress, resume_key), "alpha": alpha}
+
+
+def affinity_label_dir(voc_root: str | Path, ids: list[str], cam_dir: str | Path, out_dir: str | Path,
+                       crf: CRFConfig, workers: int = 1, progress: bool = True, resume_key: str | None = None) -> dict:
+    """``crf_label_dir`` for AffinityNet's labels (``affinity_label_map``)."""
+    label = partial(affinity_label_map, crf=crf)
+    return {**label_dir(voc_root, ids, cam_dir, out_dir, label, "affinity labels", workers, progress, resume_key),
+            "alpha_low": crf.alpha_low, "alpha_high": crf.alpha_high}
+
+
+def label_dir(voc_root: str | Path, ids: list[str], cam_dir: str | Path, out_dir: str | Path, label, desc: str,
+              workers: int = 1, progress: bool = True, resume_key: str | None = None) -> dict:
+    """Write ``label(image, keys, cams)`` of every id as ``<id>.png`` into ``out_dir`` (see ``crf_label_dir``);
+    ``label`` must pickle when ``workers > 1``."""
     workers = max(1, min(workers, len(ids)))
     start = time.perf_counter()
     with output_dir(out_dir, resume_key) as tmp:
         tasks = [(str(image_path(voc_root, image_id)), str(cam_path(cam_dir, image_id)), str(tmp / f"{image_id}.png"),
-                  alpha, crf) for image_id in ids if not (tmp / f"{image_id}.png").is_file()]
-        parallel_map(_label_one, tasks, workers, "crf", progress)
+                  label) for image_id in ids if not (tmp / f"{image_id}.png").is_file()]
+        parallel_map(_label_one, tasks, workers, desc, progress)
     seconds = time.perf_counter() - start
     return {"images": len(ids), "resumed": len(ids) - len(tasks), "seconds": round(seconds, 3),
-            "images_per_s": round(len(tasks) / seconds, 3), "workers": workers, "alpha": alpha}
+            "images_per_s": round(len(tasks) / seconds, 3), "workers": workers}
 
 
-def _label_one(task: tuple[str, str, str, float, CRFConfig]) -> None:
-    image_file, cam_file, out, alpha, crf = task
+def read_image_and_cams(image_file: str | Path, cam_file: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The HxWx3 image and its CAMs ``(keys, K×H×W cams)``; CAMs of another size are an error naming both files."""
     image = read_rgb(image_file)
     keys, cams = load_cams(cam_file)
     if cams.shape[1:] != image.shape[:2]:
         raise ValueError(f"{cam_file}: CAMs are {cams.shape[1]}x{cams.shape[2]} but the image {image_file} "
                          f"is {image.shape[0]}x{image.shape[1]} (height x width)")
-    labels = cam_to_pseudo_label(image, keys, cams, alpha, crf)
+    return image, keys, cams
+
+
+def _label_one(task: tuple) -> None:
+    image_file, cam_file, out, label = task
+    labels = label(*read_image_and_cams(image_file, cam_file))
     with atomic_path(out) as tmp:
         save_label_png(tmp, labels)

@@ -10,6 +10,8 @@ saved as a ``model.pt`` that the stages read like a trained one:
   channels are reordered.
 * ``psa_cls``: psa's ``res38_cls.pth`` → the ``cam`` network on ``resnet38d``
   (jiwoon-ahn/psa@9493e59:network/resnet38_cls.py:14: ``fc8``, 20 classes).
+* ``psa_aff``: psa's ``res38_aff.pth`` → the ``aff`` network on ``resnet38d``
+  (jiwoon-ahn/psa@9493e59:network/resnet38_aff.py:13-17: ``f8_3``, ``f8_4``, ``f8_5``, ``f9``).
 * ``ldf``: LDF's released model → the ``ldf`` network on ``resnet50`` at width 64
   (weijun88/LDF@d49ff02:train-fine/net.py:84-184: ``bkbone``, ``conv{2..5}{b,d}``, ``decoder{b,d}``,
   ``encoder``, ``linear{b,d}``, ``linear``).
@@ -37,6 +39,7 @@ from wsss.nets.base import read_state_dict
 
 SEAM_HEADS = {"fc8": "classifier", "f8_3": "proj_low", "f8_4": "proj_mid", "f9": "proj"}
 PSA_CLS_HEADS = {"fc8": "classifier"}
+PSA_AFF_HEADS = {"f8_3": "projections.low", "f8_4": "projections.mid", "f8_5": "projections.out", "f9": "head"}
 LDF_LEVELS = {"2": 0, "3": 1, "4": 2, "5": 3}   # conv2b (stride 4) … conv5b (stride 32): fine to coarse
 
 
@@ -76,6 +79,7 @@ def _image_channels_last(weight: torch.Tensor) -> torch.Tensor:
 FORMATS = {  # format → (network of the registry, backbone, key renaming, tensor changes by new key)
     "seam": ("seam", "resnet38d", lambda key: _resnet38_name(SEAM_HEADS, key), {"proj.weight": _image_channels_last}),
     "psa_cls": ("cam", "resnet38d", lambda key: _resnet38_name(PSA_CLS_HEADS, key), {}),
+    "psa_aff": ("aff", "resnet38d", lambda key: _resnet38_name(PSA_AFF_HEADS, key), {}),
     "ldf": ("ldf", "resnet50", ldf_name, {}),
 }
 
@@ -235,5 +239,8 @@ def _with_backbone(cfg, network: str, backbone: str):
     as released)."""
     if network == "ldf":
         return cfg.model_copy(update={"ldf": cfg.ldf.model_copy(update={"backbone": backbone, "width": 64})})
+    if network == "aff":
+        return cfg.model_copy(update={"affinity": cfg.affinity.model_copy(update={"backbone": backbone,
+                                                                                  "output_stride": 8})})
     return cfg.model_copy(update={"train_cls": cfg.train_cls.model_copy(update={"backbone": backbone,
                                                                                  "output_stride": 8})})

@@ -43,6 +43,14 @@ def _build_seam(cfg: Config, weights: str) -> nn.Module:
                    cam_source=cfg.infer_cam.source, pcm_classes=cfg.seam.pcm_classes)
 
 
+def _build_affinity(cfg: Config, weights: str) -> nn.Module:
+    from wsss.nets.affinity import AffinityNet
+    from wsss.nets.backbones import build_backbone
+
+    settings = cfg.affinity
+    return AffinityNet(build_backbone(settings.backbone, weights, output_stride=settings.output_stride))
+
+
 def _build_deeplab(cfg: Config, weights: str) -> nn.Module:
     from wsss.nets.deeplab import build_segmenter
 
@@ -81,6 +89,7 @@ class Network:
 NETWORKS: dict[str, Network] = {entry.name: entry for entry in (
     Network("cam", "train_cls", _build_cam, "classification_loss"),
     Network("seam", "train_cls", _build_seam, "seam_loss", settings="seam", maps=("cam", "pcm")),
+    Network("aff", "affinity", _build_affinity, "affinity_loss", settings="affinity"),
     Network("deeplab", "train_seg", _build_deeplab, "segmentation_loss"),
     Network("ldf", "ldf", _build_ldf, "ldf_loss"),
 )}

@@ -31,6 +31,19 @@ def stage_runtime(cfg: Config):
     return pick_runtime(cfg.runtime.device, cfg.runtime.precision)
 
 
+CLASSIFIER_WEIGHTS = "classifier"
+
+
+def initial_weights(weights: str, classifier: Path | None, section: str) -> str:
+    """The backbone weights to start from: ``<section>.weights: classifier`` means the backbone of the trained CAM
+    classifier (``--classifier``), the stand-in for ImageNet weights where none exist (smoke profile)."""
+    if weights != CLASSIFIER_WEIGHTS:
+        return weights
+    if classifier is None:
+        raise ValueError(f"{section}.weights is 'classifier': give the trained classifier with --classifier")
+    return str(classifier)
+
+
 def has_params(args: argparse.Namespace) -> bool:
     return Path(args.params).is_file()
 

@@ -2,7 +2,7 @@
 
 Each row of ``seam_ablation`` in ``params.yaml`` names a method; its score is the CAM mIoU on ``train``
 (``<results>/<method>/cam_miou.json``, at the evaluation's background threshold and at the best one of the
-sweep) or, for a CRF row, the CRF pseudo labels' mIoU (``pseudo_miou.json``), next to the method's
+sweep) or, for a CRF row, the CRF pseudo labels' mIoU (``crf_miou.json``), next to the method's
 equivariance error (``equivariance.json``). Writes the JSON and a Markdown table for the README.
 """
 
@@ -19,7 +19,7 @@ from wsss.tracking import config_stage_run
 def ablation_rows(cfg, results: Path) -> list[dict]:
     rows = []
     for row in cfg.seam_ablation:
-        score = read_json(results / row.method / ("pseudo_miou.json" if row.crf else "cam_miou.json"))
+        score = read_json(results / row.method / ("crf_miou.json" if row.crf else "cam_miou.json"))
         equivariance = read_json(results / row.method / "equivariance.json")
         rows.append({"row": row.row, "method": row.method, "crf": row.crf, "paper_miou": row.paper / 100,
                      "miou": score["miou"], "bg_threshold": score.get("bg_threshold"),

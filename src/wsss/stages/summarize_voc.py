@@ -1,7 +1,7 @@
 """Stage ``summarize_voc``: ``results/voc_miou.json``, the headline of the WSSS chain.
 
-DeepLab's mIoU on ``val`` beside the quality of what it was trained from (CAM and CRF pseudo
-labels, both on ``train``: the field's protocol, reference §5; the CAMs' equivariance error), with
+DeepLab's mIoU on ``val`` beside the quality of what it was trained from (CAM and the pseudo labels of
+``pseudo``: crf, rw or rw_crf, both on ``train``: the field's protocol, reference §5; the CAMs' equivariance error), with
 the configuration hash.
 """
 
@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         "cam_bg_threshold": cam["bg_threshold"],
         "cam_best_miou": cam.get("best_miou"),
         "cam_best_threshold": cam.get("best_threshold"),
+        "pseudo": cfg.pseudo,
         "pseudo_miou": pseudo["miou"],
         "cam_equivariance_error": equivariance["equivariance_error"],
         "config_hash": config_hash(cfg.to_dict()),

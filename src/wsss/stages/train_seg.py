@@ -6,26 +6,10 @@ Cross-entropy with 255 ignored on logits upsampled to the crop; random scale, fl
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-from wsss.config import TrainSegConfig
 from wsss.data.datasets import VOCSegmentation, open_prepared_voc
 from wsss.data.transforms import train_transform
 from wsss.nets.backbones import input_statistics
-from wsss.stages.common import stage_config, train_stage
-
-
-CLASSIFIER_WEIGHTS = "classifier"
-
-
-def initial_weights(settings: TrainSegConfig, classifier: Path | None) -> str:
-    """The backbone weights to start from: ``weights: classifier`` means the backbone of the trained CAM
-    classifier (``--classifier``), the stand-in for ImageNet weights where none exist (smoke profile)."""
-    if settings.weights != CLASSIFIER_WEIGHTS:
-        return settings.weights
-    if classifier is None:
-        raise ValueError("train_seg.weights is 'classifier': give the trained classifier with --classifier")
-    return str(classifier)
+from wsss.stages.common import initial_weights, stage_config, train_stage
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,5 +20,5 @@ def run(args: argparse.Namespace) -> int:
     transform = train_transform(settings.crop, scale_range=settings.scale_range, mean=mean, std=std)
     dataset = VOCSegmentation(voc.root, voc.split("train_aug"), args.labels, transform)
     train_stage(cfg, "train_seg", "deeplab", dataset, args.out, (str(args.voc), str(args.labels)),
-                weights=initial_weights(settings, args.classifier), model_input_size=settings.crop)
+                weights=initial_weights(settings.weights, args.classifier, "train_seg"), model_input_size=settings.crop)
     return 0
