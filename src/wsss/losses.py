@@ -5,6 +5,8 @@ scalar tensors with a ``"loss"`` entry (the one back-propagated; every entry is 
 * ``segmentation_loss``: DeepLab's pixel cross-entropy, pseudo-label 255 ignored (reference §9).
 * ``ldf_loss``: LDF's six terms (ldf.md §3: ``train.py``): per output level, BCE of the body and detail logits
   against their soft targets and BCE + soft IoU of the saliency logits against the mask; summed and halved.
+* ``sccam_loss``: SC-CAM's joint loss (Chang et al., CVPR'20, §3; SC-CAM ``train_cls.py`` 264-267):
+  ``L_parent + λ·L_sub``, both multilabel soft-margin, λ = ``sccam.subcls_weight`` (official 5).
 * ``seam_loss``: SEAM's siamese loss (Wang et al., CVPR'20, Eqs. 1-7; SEAM ``train_SEAM.py`` 104-146;
   reference §3), below.
 
@@ -35,7 +37,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from wsss.config import SEAMConfig
+from wsss.config import SCCAMConfig, SEAMConfig
 from wsss.data.classes import IGNORE_INDEX
 from wsss.nets.seam import max_norm, max_onehot, with_background
 
@@ -44,6 +46,16 @@ def classification_loss(model, batch) -> dict[str, torch.Tensor]:
     """Multilabel soft-margin loss on the GAP logits of a batch ``(images, labels N×20)`` (psa ``train_cls.py``)."""
     images, labels = batch
     return {"loss": F.multilabel_soft_margin_loss(model(images).float(), labels)}
+
+
+def sccam_loss(model, batch, cfg: SCCAMConfig) -> dict[str, torch.Tensor]:
+    """The joint loss of a batch ``(images, labels N×(20 + 20K))``: the parent labels, then the sub-category
+    labels (``wsss.data.subcategories.with_subcategories``), for an ``SCCAMNet``."""
+    images, labels = batch
+    parent_logits, sub_logits = (logits.float() for logits in model(images))
+    parent = F.multilabel_soft_margin_loss(parent_logits, labels[:, :parent_logits.shape[1]])
+    subcategory = F.multilabel_soft_margin_loss(sub_logits, labels[:, parent_logits.shape[1]:])
+    return {"loss": parent + cfg.subcls_weight * subcategory, "parent": parent, "subcategory": subcategory}
 
 
 def segmentation_loss(model, batch) -> dict[str, torch.Tensor]:

@@ -96,3 +96,15 @@ def _figure(ncols: int = 1, figsize: tuple[float, float] = (6, 4)):
 def _save(figure, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=120)
+
+
+def plot_sccam_ablation(rounds: list[dict], clusters: list[dict], path: str | Path) -> None:
+    """SC-CAM's CAM mIoU against the round (0: the initial classifier) and against K (each at its last round)."""
+    figure, (by_round, by_k) = _figure(ncols=2, figsize=(10, 4))
+    by_round.plot([row["round"] for row in rounds], [100 * row["miou"] for row in rounds], marker="o")
+    by_round.set(xlabel="round", ylabel="CAM mIoU (%)", title="rounds",
+                 xticks=[row["round"] for row in rounds])
+    by_k.plot([row["clusters"] for row in clusters], [100 * row["miou"] for row in clusters], marker="o")
+    by_k.set(xlabel="K (sub-categories per class)", ylabel="CAM mIoU (%)", title="K",
+             xticks=[row["clusters"] for row in clusters])
+    _save(figure, path)
