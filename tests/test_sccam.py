@@ -132,7 +132,7 @@ def test_changing_k_changes_what_clustering_reads_and_not_what_feature_extractio
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["method=sccam", "sccam.round=4"], "sccam.round must be in [0, sccam.rounds (3)], got 4"),
+    (["method=sccam", "sccam.round=4"], "sccam.round must be in [0, sccam.rounds (2)], got 4"),
     (["method=sccam", "sccam.initial_method=irn"], "sccam.initial_method: unknown method 'irn'"),
     (["method=cam", "infer_cam.source=subcategory"], "infer_cam.source subcategory needs network sccam"),
     (["method=sccam", "sccam.clusters=0"], "sccam.clusters must be >= 1"),
@@ -156,8 +156,18 @@ def planned_jobs(out: str) -> list[dict]:
     return jobs
 
 
+def test_the_paper_setting_is_script_sh_s():
+    cfg = load_config(ROOT / "params.yaml", ["method=sccam", "profile=paper"])
+    settings, training = cfg.sccam, cfg.train_cls
+    assert (settings.rounds, settings.clusters, settings.subcls_weight, settings.kmeans_n_init) == (3, 10, 5.0, 10)
+    assert (training.epochs, training.lr, training.crop, training.batch, training.resize_long) == (
+        61, 0.01, 224, 16, (256, 512))
+    assert training.weights == load_config(ROOT / "params.yaml", ["method=cam", "profile=paper"]).train_cls.weights
+
+
 def test_a_dry_run_of_the_chain_plans_the_rounds_each_trained_from_the_configured_weights(project):
-    out = run(["snakemake", "-n", "--cores", "1", "results/voc_miou.json", "--config", "method=sccam"], project)
+    out = run(["snakemake", "-n", "--cores", "1", "results/voc_miou.json", "--config", "method=sccam",
+               "sccam={rounds: 3}"], project)
     jobs = planned_jobs(out)
     counts = {rule: sum(job["rule"] == rule for job in jobs) for rule in ("extract_features", "cluster", "train_cls")}
     assert counts == {"extract_features": 3, "cluster": 3, "train_cls": 4}   # cam's classifier + 3 rounds
@@ -181,7 +191,7 @@ def test_a_dry_run_of_the_ablation_plans_every_round_and_every_k(project):
     scored = {path for job in planned_jobs(out) if job["rule"] == "eval_cam" for path in job["output"]
               if path.endswith("cam_miou.json")}
     folders = {path.split("/")[2] for path in scored}
-    assert folders == {"cam", "sccam_round1", "sccam_round2", "sccam", "sccam_k1", "sccam_k5", "sccam_k20"}
+    assert folders == {"cam", "sccam_round1", "sccam", "sccam_k1", "sccam_k5", "sccam_k20"}   # smoke: 2 rounds
 
 
 @pytest.mark.slow
