@@ -78,8 +78,8 @@ def sccam_ablation_inputs(wildcards):
     """The CAM scores of every round of `sccam_ablation.method` (round 0: its initial method) and of each K variant."""
     method = CFG.sccam_ablation.method
     settings = METHODS[method][0].sccam
-    folders = [settings.initial_method] + [round_method(method, r, settings.rounds) for r in range(1, settings.rounds + 1)]
-    folders += CFG.sccam_ablation.clusters
+    rounds = [round_method(method, r, settings.rounds) for r in range(1, settings.rounds + 1)]
+    folders = [settings.initial_method, *rounds, *CFG.sccam_ablation.clusters]
     return [f"{RESULTS}/{folder}/cam_miou.json" for folder in dict.fromkeys(folders)]
 
 

@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
                              "stage's labels.npz)")
         subcategories, clusters = load_subcategories(args.labels)
         if clusters != cfg.sccam.clusters:
-            raise ValueError(f"{args.labels}: {clusters} clusters per class, but sccam.clusters is {cfg.sccam.clusters}")
+            raise ValueError(f"{args.labels}: {clusters} clusters per class, but sccam.clusters is "
+                             f"{cfg.sccam.clusters}")
         labels = with_subcategories(labels, subcategories, ids)
         data_paths, tags = (*data_paths, str(args.labels)), {"round": str(cfg.sccam.training_round)}
     elif args.labels is not None:
