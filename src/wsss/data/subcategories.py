@@ -110,13 +110,15 @@ def plot_cluster_examples(assignments: dict[int, tuple[np.ndarray, np.ndarray]],
             rows.append((f"{VOC_CLASSES[c + 1]} #{cluster}\n({in_cluster.size} images)", picked))
     figure = Figure(figsize=(1.6 * per_row + 1.4, 1.6 * max(1, len(rows))))
     axes = figure.subplots(max(1, len(rows)), per_row, squeeze=False)
+    for axis in axes.flat:
+        axis.set_xticks([])
+        axis.set_yticks([])
     for k, (title, picked) in enumerate(rows):
         axes[k, 0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=8)
         for j, row in enumerate(picked):
             axes[k, j].imshow(read_rgb(image_path(voc_root, ids[row])))
-    for axis in axes.flat:
-        axis.set_xticks([])
-        axis.set_yticks([])
+        for axis in axes[k, max(1, len(picked)):]:
+            axis.set_axis_off()
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=80)
