@@ -205,3 +205,24 @@ def test_two_rounds_run_end_to_end_on_the_tiny_synthetic_voc(project):
     assert clusters == 2 and len(labels) == 10
     assert (project / "results/synthetic-voc/sccam/clusters_round1.png").stat().st_size > 0
     assert 0 <= json.loads((project / "results/synthetic-voc/sccam/cam_miou.json").read_text())["miou"] <= 1
+
+
+def test_the_ablation_reads_every_round_and_every_k(tmp_path, monkeypatch):
+    from wsss.cli import main
+
+    monkeypatch.chdir(ROOT)
+    results = tmp_path / "results"
+    scores = {"cam": 0.30, "sccam_round1": 0.32, "sccam": 0.34, "sccam_k1": 0.31, "sccam_k5": 0.33, "sccam_k20": 0.29}
+    for folder, miou in scores.items():
+        (results / folder).mkdir(parents=True)
+        (results / folder / "cam_miou.json").write_text(json.dumps({"miou": miou, "best_miou": miou + 0.1,
+                                                                    "best_threshold": 0.05}))
+    out, table, plot = tmp_path / "ablation.json", tmp_path / "ablation.md", tmp_path / "ablation.png"
+    assert main(["summarize-sccam", "--results", str(results), "--out", str(out), "--table", str(table),
+                 "--plot", str(plot), "--set", "tracking.enabled=false"]) == 0
+    ablation = json.loads(out.read_text())
+    assert [(row["round"], row["folder"], row["miou"]) for row in ablation["rounds"]] == [
+        (0, "cam", 0.30), (1, "sccam_round1", 0.32), (2, "sccam", 0.34)]
+    assert [(row["clusters"], row["method"]) for row in ablation["clusters"]] == [
+        (1, "sccam_k1"), (5, "sccam_k5"), (10, "sccam"), (20, "sccam_k20")]
+    assert "| 2 | `sccam` | 34.00 | 44.00 (0.05) |" in table.read_text() and plot.stat().st_size > 0
