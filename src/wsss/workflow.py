@@ -137,12 +137,13 @@ def method_workflow_configs(snakemake_config: dict, params_file: str | Path = "p
     configs = {}
     for name in method_names(merged):
         items = [*shared, f"method={name}"]
-        cfg = configs[name] = resolve(on_disk, items), shell_overrides(items)
-        if NETWORKS[cfg[0].network].rounds:
-            rounds = cfg[0].sccam.rounds
-            for r in range(1, rounds):
+        cfg = resolve(on_disk, items)
+        configs[name] = cfg, shell_overrides(items)
+        if NETWORKS[cfg.network].rounds:
+            for r in range(1, cfg.sccam.rounds):
                 round_items = [*items, f"sccam.round={r}"]
-                configs[round_method(name, r, rounds)] = resolve(on_disk, round_items), shell_overrides(round_items)
+                configs[round_method(name, r, cfg.sccam.rounds)] = (resolve(on_disk, round_items),
+                                                                    shell_overrides(round_items))
     return configs
 
 
