@@ -7,6 +7,8 @@ import uuid
 
 from snakemake.utils import min_version, validate
 
+from wsss.config import round_method
+from wsss.nets.registry import NETWORKS
 from wsss.workflow import method_workflow_configs, rule_params, shell_overrides, typed_config, workflow_config
 
 min_version("9.0")
@@ -26,6 +28,7 @@ os.environ.setdefault("WSSS_PIPELINE_ID", uuid.uuid4().hex)
 include: "workflow/rules/data.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/wsss.smk"
+include: "workflow/rules/sccam.smk"
 include: "workflow/rules/sod.smk"
 
 

@@ -146,7 +146,7 @@ def test_each_method_trains_with_its_papers_settings_which_the_profile_scales():
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["method=sccam"], "method: unknown method 'sccam' (known: cam, seam"),
+    (["method=irn"], "method: unknown method 'irn' (known: cam, seam"),
     (["method=cam", "infer_cam.source=pcm"], "infer_cam.source pcm needs network seam"),
     (["methods.cam.network=vgg"], "network: must be one of cam, seam"),
     (["seam.rescale=1.0"], "seam.rescale must be in (0, 4] and not 1 unless flip is on"),

@@ -40,6 +40,9 @@ STAGES = {
     "train-cls": ("train_cls", "train the CAM classifier on train_aug", ("voc", "out")),
     "infer-cam": ("infer_cam", "multi-scale CAMs of a split", ("voc", "model", "out")),
     "eval-equivariance": ("eval_equivariance", "equivariance error of a CAM model on a split", ("voc", "model", "out")),
+    "extract-features": ("extract_features", "SC-CAM: pooled train_aug features of a round's classifier",
+                         ("voc", "model", "out")),
+    "cluster": ("cluster", "SC-CAM: sub-category labels of a round by k-means", ("voc", "features", "out", "plot")),
     "crf": ("crf", "dense-CRF pseudo labels from CAMs", ("voc", "cams", "out")),
     "aff-labels": ("aff_labels", "AffinityNet labels from the low/high-alpha CRFs of CAMs", ("voc", "cams", "out")),
     "train-aff": ("train_aff", "train AffinityNet on its CRF labels", ("voc", "labels", "out")),
@@ -48,6 +51,8 @@ STAGES = {
     "infer-seg": ("infer_seg", "DeepLab predictions of a split", ("voc", "model", "out")),
     "summarize-voc": ("summarize_voc", "write results/voc_miou.json", ("seg", "cam", "pseudo", "equivariance", "out")),
     "summarize-ablation": ("summarize_ablation", "write the SEAM ablation table (seam_ablation)", ("results", "out", "table")),
+    "summarize-sccam": ("summarize_sccam", "write the SC-CAM ablation (sccam_ablation): rounds and K",
+                        ("results", "out", "table", "plot")),
     "decouple": ("decouple", "LDF body/detail maps of the SOD training masks", ("sod", "out")),
     "train-ldf": ("train_ldf", "train LDF on body/detail maps", ("sod", "labels", "out")),
     "infer-ldf": ("infer_ldf", "LDF saliency maps of a SOD set", ("sod", "model", "out")),
@@ -124,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                                help=f"the trained classifier whose backbone starts the network ({section}.weights: classifier)")
         stage.add_argument("--workers", type=_workers, default=1, help="processes (inference, CRF, decoupling)")
         _config_args(stage)
+    commands.choices["train-cls"].add_argument("--labels", type=Path,
+                                               help="SC-CAM: the round's sub-category labels (the cluster stage's)")
+    commands.choices["extract-features"].add_argument("--network", required=True,
+                                                      help="the network of --model (wsss.nets.registry)")
     commands.choices["train-ldf"].add_argument("--fine", action="store_true",
                                                help="the fine stage: --labels holds the coarse model's maps")
     commands.choices["infer-rw"].add_argument("--crf", action="store_true",

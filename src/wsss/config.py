@@ -236,7 +236,8 @@ class InferCamConfig(Section):
     scales: Scales
     flip: Bool
     norm: Literal["max", "minmax"]
-    source: Literal["cam", "pcm"] = "cam"   # the map read: the CAM, or SEAM's PCM output (network seam only)
+    # the map read: the CAM, SEAM's PCM output (network seam), SC-CAM's merged sub-category CAM (network sccam)
+    source: Literal["cam", "pcm", "subcategory"] = "cam"
     upsample: Literal["direct", "view_first"] = "direct"   # view_first: SEAM's two resizes (view size, then image)
 
 
@@ -357,12 +358,46 @@ class AblationRow(Section):
 
 
 class SCCAMConfig(Section):
-    """SC-CAM sub-category clustering rounds (reference §7)."""
+    """SC-CAM's sub-category rounds (Chang et al., CVPR'20, §3; reference §1d, §7).
 
-    clusters: Annotated[Int, Field(ge=2)]
+    Round ``r`` clusters the features of round ``r − 1``'s classifier (round 0: ``initial_method``'s) per parent
+    class into ``clusters`` sub-categories and trains a new classifier on them, from ``train_cls.weights``.
+    ``round`` is the round a job belongs to; the workflow sets it, and its default 0 means the last
+    (``rounds``), the method's own classifier.
+    """
+
+    clusters: Count                     # K sub-categories per parent class (official 10; 1: the parent labels again)
     rounds: Count
-    subcls_weight: Float
-    epochs: Int
+    round: Annotated[Int, Field(ge=0)] = 0
+    subcls_weight: Annotated[Float, Field(ge=0)]   # λ of L = L_parent + λ·L_sub (train_cls.py 121: 5)
+    initial_method: NonEmpty = "cam"    # the method whose classifier extracts round 1's features (official: psa's)
+    feature_norm: Literal["none", "l2"] = "none"   # none: the raw GAP feature (extract_feature.py); l2: unit length
+    kmeans_n_init: Count = 10           # sklearn KMeans restarts (sklearn < 1.4's default, create_pseudo_label.py)
+    kmeans_seed: Int = 0                # its random_state
+
+    @model_validator(mode="after")
+    def _round_in_range(self):
+        self._need(self.round <= self.rounds, "round", f"in [0, sccam.rounds ({self.rounds})]")
+        return self
+
+    @property
+    def training_round(self) -> int:
+        """The round (1..rounds) a job of this configuration trains."""
+        return self.round or self.rounds
+
+
+def round_method(method: str, training_round: int, rounds: int) -> str:
+    """The folder name of round ``training_round`` of an SC-CAM method: ``<method>_round<r>``, the method's
+    own name for its last round (whose classifier, CAMs and results are the method's)."""
+    return method if training_round == rounds else f"{method}_round{training_round}"
+
+
+class SCCAMAblationConfig(Section):
+    """The SC-CAM ablation: the CAM mIoU on train of rounds 0..R of ``method`` and of the last round of each
+    method of ``clusters`` (the same method at other K)."""
+
+    method: NonEmpty
+    clusters: Annotated[tuple[Str, ...], Field(min_length=1)]
 
 
 class DecoupleConfig(Section):
@@ -427,6 +462,7 @@ class Config(Section):
     seam: SEAMConfig
     seam_ablation: tuple[AblationRow, ...]
     sccam: SCCAMConfig
+    sccam_ablation: SCCAMAblationConfig
     decouple: DecoupleConfig
     ldf: LDFConfig
     ldf_ablation: LDFAblationConfig
@@ -633,9 +669,12 @@ def resolve(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> Config:
         kept = {key: named[key] for key in ("root", "sbd_root") if key in named}  # refused below, not ignored
         resolved["voc"] = {**resolved["voc"], "root": SYNTHETIC_VOC_ROOT, "sbd_root": "", **kept}
     cfg = build(Config, resolved)
-    unknown = [row.method for row in cfg.seam_ablation if row.method not in methods]
-    if unknown:
-        raise ConfigError(f"seam_ablation: unknown method {unknown[0]!r} (known: {', '.join(methods)})")
+    named = {"seam_ablation": [row.method for row in cfg.seam_ablation], "sccam.initial_method":
+             [cfg.sccam.initial_method], "sccam_ablation": [cfg.sccam_ablation.method, *cfg.sccam_ablation.clusters]}
+    for key, names in named.items():
+        unknown = [name for name in names if name not in methods]
+        if unknown:
+            raise ConfigError(f"{key}: unknown method {unknown[0]!r} (known: {', '.join(methods)})")
     return cfg
 
 

@@ -5,6 +5,8 @@ scalar tensors with a ``"loss"`` entry (the one back-propagated; every entry is 
 * ``segmentation_loss``: DeepLab's pixel cross-entropy, pseudo-label 255 ignored (reference §9).
 * ``ldf_loss``: LDF's six terms (ldf.md §3: ``train.py``): per output level, BCE of the body and detail logits
   against their soft targets and BCE + soft IoU of the saliency logits against the mask; summed and halved.
+* ``sccam_loss``: SC-CAM's joint loss (Chang et al., CVPR'20, §3; SC-CAM ``train_cls.py`` 264-267):
+  ``L_parent + λ·L_sub``, both multilabel soft-margin, λ = ``sccam.subcls_weight`` (official 5).
 * ``affinity_loss``: AffinityNet's pair loss (Ahn & Kwak, CVPR'18, Eqs. 3-5; psa ``train_aff.py`` 96-113):
   ``-log a`` over the background and the foreground pairs, ``-log(1 - a)`` over the negative pairs, each the
   mean over its own pairs, combined as ``bg/4 + fg/4 + neg/2``. The labels (la/ha CRF labels of the crop,
@@ -40,7 +42,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from wsss.config import AffinityConfig, SEAMConfig
+from wsss.config import AffinityConfig, SCCAMConfig, SEAMConfig
 from wsss.data.classes import IGNORE_INDEX, NUM_VOC_CLASSES
 from wsss.nets.affinity import pair_affinities, pair_offsets, shifted
 from wsss.nets.seam import max_norm, max_onehot, with_background
@@ -50,6 +52,16 @@ def classification_loss(model, batch) -> dict[str, torch.Tensor]:
     """Multilabel soft-margin loss on the GAP logits of a batch ``(images, labels N×20)`` (psa ``train_cls.py``)."""
     images, labels = batch
     return {"loss": F.multilabel_soft_margin_loss(model(images).float(), labels)}
+
+
+def sccam_loss(model, batch, cfg: SCCAMConfig) -> dict[str, torch.Tensor]:
+    """The joint loss of a batch ``(images, labels N×(20 + 20K))``: the parent labels, then the sub-category
+    labels (``wsss.data.subcategories.with_subcategories``), for an ``SCCAMNet``."""
+    images, labels = batch
+    parent_logits, sub_logits = (logits.float() for logits in model(images))
+    parent = F.multilabel_soft_margin_loss(parent_logits, labels[:, :parent_logits.shape[1]])
+    subcategory = F.multilabel_soft_margin_loss(sub_logits, labels[:, parent_logits.shape[1]:])
+    return {"loss": parent + cfg.subcls_weight * subcategory, "parent": parent, "subcategory": subcategory}
 
 
 def segmentation_loss(model, batch) -> dict[str, torch.Tensor]:

@@ -166,10 +166,12 @@ class StageRun:
 @contextmanager
 def stage_run(stage: str, *, pipeline: str, dataset: str, profile: str, params: dict | None = None,
               method: str = "", data_paths: tuple[str, ...] = (), enabled: bool = True,
-              system_metrics: bool = False, resume_run_id: str | None = None) -> Iterator[StageRun]:
+              system_metrics: bool = False, resume_run_id: str | None = None,
+              tags: dict[str, str] | None = None) -> Iterator[StageRun]:
     """Open the MLflow run of one stage execution in experiment ``<pipeline>/<dataset>``.
 
     ``resume_run_id``: continue that run (a training resumed from its checkpoint) if the store still has it.
+    ``tags``: the stage's own tags beside the common ones (SC-CAM's ``round``).
     """
     if not (enabled and is_rank_zero()):
         yield StageRun()
@@ -194,6 +196,7 @@ def stage_run(stage: str, *, pipeline: str, dataset: str, profile: str, params: 
         "data_hash": ",".join(f"{path}:{dvc_hash(path)}" for path in data_paths) or "none",
         "host": socket.gethostname(),
         "pid": str(os.getpid()),
+        **(tags or {}),
     }
     with mlflow.start_run(run_id=resume_run_id, run_name=None if resume_run_id else f"{stage}{'-' + method if method else ''}",
                           tags=tags, log_system_metrics=system_metrics):
@@ -213,10 +216,10 @@ def _has_run(mlflow_module, run_id: str, experiment_id: str) -> bool:
 @contextmanager
 def config_stage_run(cfg: Config, stage: str, *, pipeline: str, method: str = "",
                      data_paths: tuple[str, ...] = (), system_metrics: bool = False,
-                     resume_run_id: str | None = None) -> Iterator[StageRun]:
+                     resume_run_id: str | None = None, tags: dict[str, str] | None = None) -> Iterator[StageRun]:
     """``stage_run`` with tags and params taken from the resolved configuration."""
     dataset = cfg.voc_dataset if pipeline == "wsss" else cfg.sod_dataset
     with stage_run(stage, pipeline=pipeline, dataset=dataset, profile=cfg.profile, params=cfg.to_dict(),
                    method=method, data_paths=data_paths, enabled=cfg.tracking.enabled,
-                   system_metrics=system_metrics, resume_run_id=resume_run_id) as run:
+                   system_metrics=system_metrics, resume_run_id=resume_run_id, tags=tags) as run:
         yield run

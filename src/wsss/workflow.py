@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from wsss.config import Config, deep_merge, method_names, read_params, resolve
+from wsss.config import Config, deep_merge, method_names, read_params, resolve, round_method
 from wsss.nets.registry import NETWORKS
 
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
@@ -27,6 +27,8 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "train_cls": ("seed", "runtime.precision", "network", "train_cls"),
     "infer_cam": ("runtime.precision", "network", "infer_cam"),
     "eval_equivariance": ("runtime.precision", "network", "infer_cam", "evaluate.equivariance_scale"),
+    "extract_features": ("runtime.precision", "train_cls.backbone", "train_cls.output_stride"),
+    "cluster": ("sccam.clusters", "sccam.feature_norm", "sccam.kmeans_n_init", "sccam.kmeans_seed"),
     "crf": ("crf",),
     "aff_labels": ("crf",),
     "train_aff": ("seed", "runtime.precision", *(f"affinity.{key}" for key in (
@@ -49,9 +51,10 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "summarize_ldf_ablation": ("ldf_ablation",),
     "summarize_voc": ("method", "pseudo"),
     "seam_ablation": ("seam_ablation",),
+    "sccam_ablation": ("sccam_ablation",),
 }
-# What `wsss dag dvc` declares by default: the pipeline (`rule all`) and the SEAM ablation.
-DVC_TARGETS = ("all", "seam_ablation")
+# What `wsss dag dvc` declares by default: the pipeline (`rule all`) and the SEAM and SC-CAM ablations.
+DVC_TARGETS = ("all", "seam_ablation", "sccam_ablation")
 
 DVC_HEADER = "# Generated from the Snakefile by `wsss dag dvc`; do not edit (tests/test_dag.py checks it).\n"
 
@@ -124,17 +127,36 @@ def shell_overrides(overrides: list[str]) -> str:
 
 def method_workflow_configs(snakemake_config: dict, params_file: str | Path = "params.yaml",
                             command_line: dict | None = None) -> dict[str, tuple[Config, str]]:
-    """Per method name: its resolved configuration and the ``--set`` flags that select it.
+    """Per method folder name: its resolved configuration and the ``--set`` flags that select it.
 
     Every method's flags are the run's overrides without ``method=`` plus ``method=<name>``, so choosing
     another method for ``results/voc_miou.json`` (``--config method=seam``) leaves the other methods' jobs alone.
+    A method trained in rounds (SC-CAM) also has one folder per earlier round ``r``, ``<name>_round<r>``
+    (``wsss.config.round_method``), with ``sccam.round=r`` added: the chain's rules then train, infer and
+    score every round as a method of its own.
     """
     on_disk = read_params(params_file)
     _, overrides = workflow_config(snakemake_config, params_file, command_line)
     shared = [item for item in overrides if not item.startswith("method=")]
     merged = deep_merge(on_disk, snakemake_config)
-    return {name: (resolve(on_disk, [*shared, f"method={name}"]), shell_overrides([*shared, f"method={name}"]))
-            for name in method_names(merged)}
+    configs = {}
+    for name in method_names(merged):
+        items = [*shared, f"method={name}"]
+        cfg = resolve(on_disk, items)
+        configs[name] = cfg, shell_overrides(items)
+        if NETWORKS[cfg.network].rounds:
+            for r in range(1, cfg.sccam.rounds):
+                round_items = [*items, f"sccam.round={r}"]
+                configs[round_method(name, r, cfg.sccam.rounds)] = (resolve(on_disk, round_items),
+                                                                    shell_overrides(round_items))
+    return configs
+
+
+def base_method(name: str, raw_params: dict) -> str:
+    """The ``methods`` entry of a method folder name: itself, or the method of an earlier round's folder."""
+    methods = raw_params.get("methods") or {}
+    match = re.fullmatch(r"(.+)_round\d+", name)
+    return match.group(1) if name not in methods and match and match.group(1) in methods else name
 
 
 def network_params(network: str | None, rule: str) -> tuple[str, ...]:
@@ -217,18 +239,20 @@ def dvc_stages(jobs: list[dict], raw_params: dict) -> dict:
 
 def _param_keys(rule: str, raw_params: dict, method: str | None = None) -> list[str]:
     """The rule's sections, their profile overrides, and ``profile`` when some profile overrides them;
-    for a job of one method (``{method}`` wildcard) also that method's entry ``methods.<name>``, which may
-    override any section.
+    for a job of one method (``{method}`` wildcard) also the keys of that method's entry ``methods.<name>``
+    that override them (and its ``network`` where the rule reads it).
 
     These are exactly the keys whose change alters the resolved sections that Snakemake's params
     trigger compares, so both runners rerun the same stages.
     """
-    network = _lookup(raw_params, f"methods.{method}.network") if method else None
-    keys = [key for key in STAGE_PARAMS.get(rule, ()) + network_params(network, rule) if key != "network"]
+    entry = f"methods.{base_method(method, raw_params)}" if method else None
+    network = _lookup(raw_params, f"{entry}.network") if entry else None
+    read = STAGE_PARAMS.get(rule, ()) + network_params(network, rule)
+    keys = [key for key in read if key != "network"]
     overridden = [f"profiles.{profile}.{key}" for key in keys
                   for profile, overrides in (raw_params.get("profiles") or {}).items()
                   if _lookup(overrides or {}, key) is not None]
-    own = [f"methods.{method}"] if method else []
+    own = [f"{entry}.{key}" for key in read if _lookup(raw_params, f"{entry}.{key}") is not None] if entry else []
     return (["profile"] if overridden else []) + keys + own + overridden
 
 

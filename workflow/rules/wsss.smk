@@ -22,14 +22,24 @@ def method_set(wildcards):
     return METHODS[wildcards.method][1]
 
 
+def round_labels(wildcards):
+    """The sub-category labels of the round a method folder trains, for a network trained in rounds (SC-CAM)."""
+    cfg = METHODS[wildcards.method][0]
+    if not NETWORKS[cfg.network].rounds:
+        return []
+    return f"data/sccam/{cfg.method}/round{cfg.sccam.training_round}/labels.npz"
+
+
 rule train_cls:
     input:
         voc="data/prepared/voc",
+        labels=round_labels,
     output:
         "models/{method}/classifier/model.pt",
     params:
         cfg=method_params("train_cls"),
         set=method_set,
+        labels=lambda wildcards, input: f" --labels {input.labels}" if input.labels else "",
     threads: 2
     resources:
         gpu=1,
@@ -38,7 +48,7 @@ rule train_cls:
     benchmark:
         "logs/benchmark/{method}/train_cls.tsv"
     shell:
-        "wsss train-cls --voc {input.voc} --out {output} {params.set} > {log} 2>&1"
+        "wsss train-cls --voc {input.voc}{params.labels} --out {output} {params.set} > {log} 2>&1"
 
 
 rule infer_cam:

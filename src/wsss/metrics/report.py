@@ -98,3 +98,15 @@ def save_figure(figure, path: str | Path) -> None:
     """The figure as a PNG, written atomically."""
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=120)
+
+
+def plot_sccam_ablation(rounds: list[dict], clusters: list[dict], path: str | Path) -> None:
+    """SC-CAM's CAM mIoU against the round (0: the initial classifier) and against K (each at its last round)."""
+    figure, (by_round, by_k) = new_figure(ncols=2, figsize=(10, 4))
+    by_round.plot([row["round"] for row in rounds], [100 * row["miou"] for row in rounds], marker="o")
+    by_round.set(xlabel="round", ylabel="CAM mIoU (%)", title="rounds",
+                 xticks=[row["round"] for row in rounds])
+    by_k.plot([row["clusters"] for row in clusters], [100 * row["miou"] for row in clusters], marker="o")
+    by_k.set(xlabel="K (sub-categories per class)", ylabel="CAM mIoU (%)", title="K",
+             xticks=[row["clusters"] for row in clusters])
+    save_figure(figure, path)

@@ -51,6 +51,12 @@ def _build_affinity(cfg: Config, weights: str) -> nn.Module:
     return AffinityNet(build_backbone(settings.backbone, weights, output_stride=settings.output_stride))
 
 
+def _build_sccam(cfg: Config, weights: str) -> nn.Module:
+    from wsss.nets.sccam import SCCAMNet
+
+    return SCCAMNet(_classifier_backbone(cfg, weights), cfg.sccam.clusters, cam_source=cfg.infer_cam.source)
+
+
 def _build_deeplab(cfg: Config, weights: str) -> nn.Module:
     from wsss.nets.deeplab import build_segmenter
 
@@ -75,6 +81,7 @@ class Network:
     loss: str
     settings: str | None = None                 # its own config section, passed to the loss as ``cfg``
     maps: tuple[str, ...] = ("cam",)            # the maps infer_cam can read (``infer_cam.source``), CAM networks
+    rounds: bool = False                        # trained in rounds on clustered sub-category labels (SC-CAM)
 
     def loss_fn(self, cfg: Config) -> Callable:
         """The engine's ``loss_fn(model, batch) -> dict``, bound to this network's own settings."""
@@ -90,6 +97,8 @@ NETWORKS: dict[str, Network] = {entry.name: entry for entry in (
     Network("cam", "train_cls", _build_cam, "classification_loss"),
     Network("seam", "train_cls", _build_seam, "seam_loss", settings="seam", maps=("cam", "pcm")),
     Network("aff", "affinity", _build_affinity, "affinity_loss", settings="affinity"),
+    Network("sccam", "train_cls", _build_sccam, "sccam_loss", settings="sccam", maps=("cam", "subcategory"),
+            rounds=True),
     Network("deeplab", "train_seg", _build_deeplab, "segmentation_loss"),
     Network("ldf", "ldf", _build_ldf, "ldf_loss"),
 )}

@@ -95,7 +95,8 @@ def trained_network(network_name: str, cfg: Config, path: str | Path):
 
 def train_stage(cfg, stage: str, network_name: str, dataset, out: str | Path, data_paths: tuple[str, ...], *,
                 weights: str | None = None, pipeline: str = "wsss", method: str | None = None,
-                collate_fn=None, model_input_size: int = 0, **settings) -> None:
+                collate_fn=None, model_input_size: int = 0, tags: dict[str, str] | None = None,
+                **settings) -> None:
     """Train the registry's network ``network_name`` in stage ``stage`` of the shared engine and publish its
     weights at ``out`` (rank 0).
 
@@ -105,7 +106,7 @@ def train_stage(cfg, stage: str, network_name: str, dataset, out: str | Path, da
     the same command resumes an interrupted run, in the same MLflow run. ``settings`` override fields of the
     engine's ``TrainSettings`` (e.g. the schedule); ``collate_fn`` goes to ``wsss.engine.train``. With
     ``model_input_size``, the trained network is also logged as an MLflow model (the pipeline's final
-    model), with a 1×3×size×size example.
+    model), with a 1×3×size×size example. ``tags``: the stage's own MLflow tags.
     """
     import numpy as np
 
@@ -125,7 +126,8 @@ def train_stage(cfg, stage: str, network_name: str, dataset, out: str | Path, da
     print(f"{network_name}: {sum(p.numel() for p in model.parameters())} parameters, {trainable} trained", flush=True)
     resumed_run = checkpoint_run_id(model, dataset, train_settings, runtime, Path(out).parent, config)
     with config_stage_run(cfg, stage, pipeline=pipeline, method=cfg.method if method is None else method,
-                          data_paths=data_paths, system_metrics=True, resume_run_id=resumed_run) as tracked:
+                          data_paths=data_paths, system_metrics=True, resume_run_id=resumed_run,
+                          tags=tags) as tracked:
         model_path = train(model, entry.loss_fn(cfg), dataset, train_settings, runtime, Path(out).parent, tracked,
                            config=config, collate_fn=collate_fn)
         if is_rank_zero():
