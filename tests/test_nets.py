@@ -229,7 +229,7 @@ def test_weights_with_no_matching_key_are_rejected(tmp_path):
 
 def test_missing_weights_name_the_file_and_where_to_get_it(tmp_path, monkeypatch):
     missing = tmp_path / "models" / "resnet38d_ilsvrc.pth"
-    with pytest.raises(FileNotFoundError, match=f"{missing}.*jiwoon-ahn/psa"):
+    with pytest.raises(FileNotFoundError, match=f"{missing}.*wsss import-weights resnet38_imagenet"):
         build_backbone("resnet38d", weights=str(missing))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with pytest.raises(FileNotFoundError, match=r"checkpoints/resnet101-63fe2227\.pth.*download\.pytorch\.org"):
