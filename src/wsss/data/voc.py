@@ -2,7 +2,7 @@
 
 Conventions of the official WSSS code:
 * list files hold bare ids or psa-style lines ``/JPEGImages/x.jpg /SegmentationClassAug/x.png``
-  (psa/SEAM ``voc12/data.py``);
+  (jiwoon-ahn/psa@9493e59:voc12/data.py);
 * image-level labels are 20-dim float32 multi-hot vectors without background, built from every
   ``<name>`` tag of ``Annotations/<id>.xml`` that is a class name, difficult objects included
   (psa ``voc12/make_cls_labels.py`` and ``load_image_label_from_xml`` in ``voc12/data.py``);

@@ -1,6 +1,6 @@
 """Semantic segmentation metrics: one confusion matrix over the whole set, mIoU, CAM sweeps.
 
-Conventions (wsss-methods.md §5):
+Conventions (as YudeWang/SEAM@3212261:evaluation.py:10-82):
 
 * The confusion (rows = ground truth, columns = prediction, int64) is accumulated over the
   whole image list, not averaged per image (SEAM ``evaluation.py``, irn ``eval_sem_seg.py``
