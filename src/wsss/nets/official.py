@@ -49,7 +49,7 @@ def _resnet38_name(heads: dict[str, str], key: str) -> str:
 
 
 def ldf_name(key: str) -> str:
-    """One key of LDF's ``net.py`` → the key of :class:`wsss.nets.ldf.LDF`."""
+    """One key of weijun88/LDF@d49ff02:train-fine/net.py → the key of :class:`wsss.nets.ldf.LDF`."""
     rules = (
         (r"bkbone\.(.*)", r"backbone.\1"),
         (r"conv([2-5])b\.(.*)", lambda m: f"lateral_body.levels.{LDF_LEVELS[m[1]]}.{m[2]}"),
