@@ -7,7 +7,7 @@ Conventions of the official code:
   normalisation (the ImageNet mean/std unless the backbone has its own,
   ``wsss.nets.backbones.input_statistics``), then a random crop that pads with 0 *after* normalisation,
   i.e. with the mean colour (RandomResizeLong and RandomCrop, jiwoon-ahn/psa@9493e59:tool/imutils.py:6-60);
-* DeepLab training (kazuto1011/deeplab-pytorch@4219467:libs/datasets/base.py:60-100, SEAM's segmentation codebase):
+* DeepLab training (kazuto1011/deeplab-pytorch@4219467:libs/datasets/base.py:60-103, SEAM's segmentation codebase):
   a random scale factor in [low, high] (bilinear) instead, padding the label with 255.
 
 Inputs are ``tv_tensors.Image`` (uint8, 3xHxW) and optionally ``tv_tensors.Mask`` (uint8, HxW);

@@ -100,7 +100,7 @@ class InteractionEncoder(nn.Module):
 
 class LDF(nn.Module):
     """The LDF network on a backbone with ``pyramid()`` (output stride 32); ``width`` channels in the head
-    (64 in the reference)."""
+    (64 in weijun88/LDF@d49ff02:train-fine/net.py:169-177)."""
 
     def __init__(self, backbone: Backbone, width: int = 64):
         super().__init__()
@@ -160,8 +160,8 @@ def build_ldf(backbone: str, weights: str = "", width: int = 64) -> LDF:
     """LDF on ``resnet50``, ``small`` or an EfficientNet-Lite (output stride 32) with ``width`` head channels;
     ``weights`` as :func:`build_backbone`.
 
-    With pretrained weights the stem (the first stage: conv1, bn1) is kept out of training like the reference
-    (its BN statistics still update); from scratch everything trains.
+    With pretrained weights the stem (the first stage: conv1, bn1) is kept out of training as in
+    weijun88/LDF@d49ff02:train-fine/train.py:36-43 (its BN statistics still update); from scratch everything trains.
     """
     net = build_backbone(backbone, weights, output_stride=32, frozen_bn=False, frozen_stages=0)
     if weights:
