@@ -5,7 +5,7 @@ no 255, so both tools agree on every pixel) to a temporary folder, then times, a
 processes (median of ``--repeats`` runs after one warm-up):
 
 (a) ``wsss evaluate segmentation --no-track`` (the user's command, reading params.yaml);
-(b) with ``--seam-dir``, SEAM's official ``evaluation.py`` (YudeWang/SEAM), run unmodified.
+(b) with ``--seam-dir``, SEAM's official evaluation.py (YudeWang/SEAM@3212261:evaluation.py), run unmodified.
 
 Both must give the same mIoU to 1e-6. Prints JSON (images/s and the ratio).
 

@@ -2,14 +2,16 @@
 
     python benchmarks/bench_infer.py [--crf-images 24] [--cam-images 2] [--parallel-images 4] [--parts crf cam parallel]
 
-Prints JSON with three parts (anchors: ``../shared/reference/performance.md`` rows 3a/3b/4c):
+Prints JSON with three parts (anchors: the official code of YudeWang/SEAM@3212261 measured on
+a 2-core Xeon with AMX):
 
 * ``crf``: ``crf_label_dir`` on 20-class CAM files (21 CRF labels, 10 iterations) with 1 and 2
-  workers, plus ``dense_crf`` alone; SEAM's ``crf_inference`` runs at 1.6 / 3.2 img/s here, the target
+  workers, plus ``dense_crf`` alone; SEAM's ``crf_inference`` (YudeWang/SEAM@3212261:tool/imutils.py:220-237) runs at
+  1.6 / 3.2 img/s here, the target
   is ≥ 3.1 img/s with 2 workers.
 * ``cam``: seconds per image of ``multiscale_cam`` with scales (0.5, 1, 1.5, 2) + flip, fp32 and bf16
   (channels-last), on ``CAMNet(build_backbone("resnet38d"))`` with random weights (the FLOPs do not
-  depend on them); SEAM's ``infer_SEAM.py`` takes 44.9 s, the target is ≤ 15 s.
+  depend on them); YudeWang/SEAM@3212261:infer_SEAM.py takes 44.9 s, the target is ≤ 15 s.
 * ``parallel``: ``infer_cam_dir`` with 1 process × 2 threads against 2 processes × 1 thread, for
   smoke-sized images (128×96, ``small`` backbone) and VOC-sized ones (``resnet38d``).
 

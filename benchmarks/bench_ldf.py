@@ -8,10 +8,11 @@ synthetic ones), PNGs written; beside it the official ``utils.split_map`` run un
 ``--ldf-dir`` (arguments only), in one process and in a pool of 2 over two halves of the masks.
 Network: this project's LDF (ResNet-50, random weights) forward at 352², batch 1, in fp32,
 fp32 channels-last and — where the CPU has native bf16 — bf16 autocast + channels-last; one SGD
-step of the six-term loss at batch 4 (352², fp32). With ``--ldf-dir`` the official ``net.py`` is
+step of the six-term loss at batch 4 (352², fp32). With ``--ldf-dir`` the official ``train-fine/net.py``
+(weijun88/LDF@d49ff02) is
 timed the same way (its ResNet file ``res/resnet50-19c8e357.pth`` is stood in by random torchvision
-weights in a temporary copy). Anchors from ``../shared/reference/performance.md`` (another machine,
-with AMX): split_map 4.9 ms/img (2.4 with 2 processes), forward 0.188 s fp32, train step 0.55 s/img.
+weights in a temporary copy). Anchors: the official code (weijun88/LDF@d49ff02) measured on another machine
+(2-core Xeon with AMX): split_map 4.9 ms/img (2.4 with 2 processes), forward 0.188 s fp32, train step 0.55 s/img.
 Medians after one warm-up (the training steps of both networks timed in turns); ``load_average`` shows
 whether other work shared the machine.
 """

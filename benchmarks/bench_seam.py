@@ -6,8 +6,9 @@ Prints JSON. Each variant runs in its own process (peak RSS is per process): one
 ``--steps`` timed steps (forward, loss, backward, SGD step) of ``wsss.losses.seam_loss`` on ``SEAMNet``
 (0.3× second branch, OHEM, min pooling) or of the soft-margin loss on ``CAMNet``, on random images, with
 the backbone frozen as psa/SEAM train it (conv1a, b2–b2_2 and every BN). The PCM's affinity alone is
-N·(hw)² entries (56² positions at 448: 9.8 M per image). The anchor (performance.md #5a): the official
-SEAM step takes 9.5 s per image in fp32 on the 2-core reference machine; the target is ≤ 5 s per image.
+N·(hw)² entries (56² positions at 448: 9.8 M per image). The anchor: the official
+SEAM step (YudeWang/SEAM@3212261:train_SEAM.py:104-146) takes 9.5 s per image in fp32 on a 2-core Xeon with AMX; the
+target is ≤ 5 s per image.
 """
 
 import argparse

@@ -7,7 +7,8 @@ and the same input in the official code and in this project, and the largest dif
 Each official network is built from its checkout (``network/resnet38_SEAM.py``, ``network/resnet38_cls.py``,
 ``train-fine/net.py``; LDF's ImageNet ResNet file is not read), seeded, in eval mode, fp32; its state dict is
 converted as ``wsss import-weights`` converts a released file. Compared: SEAM's CAM and PCM outputs at the
-input size (the official network upsamples both with ``align_corners=True``, resnet38_SEAM.py:45-46), psa's
+input size (the official network upsamples both with ``align_corners=True``,
+YudeWang/SEAM@3212261:network/resnet38_SEAM.py:48-49), psa's
 class scores, and LDF's six maps. Prints JSON: per output the largest absolute difference and that
 difference relative to the largest official value. Omit a ``--*-dir`` to skip that network.
 """

@@ -134,7 +134,7 @@ def test_a_method_entry_picks_the_network_and_overrides_sections():
 
 
 def test_each_method_trains_with_its_papers_settings_which_the_profile_scales():
-    """SEAM (train_SEAM.py) trains at lr 0.01, batch 8, 8 epochs, resize 448-768; psa's CAM at 0.1, 16, 15,
+    """SEAM (YudeWang/SEAM@3212261:train_SEAM.py:35-47, 62) trains at lr 0.01, batch 8, 8 epochs, resize 448-768; psa's CAM at 0.1, 16, 15,
     256-512. The smoke profile's keys win over a method's, so every method trains alike there."""
     paper = {name: resolve(raw_params(), [f"method={name}", "profile=paper"]).train_cls for name in ("cam", "seam", "seam_ecr")}
     assert (paper["cam"].lr, paper["cam"].batch, paper["cam"].epochs, paper["cam"].resize_long) == (0.1, 16, 15, (256, 512))

@@ -1,7 +1,9 @@
-"""docs/architecture.md stays true: its rule files, rules, modules, networks, methods and import floors."""
+"""docs/architecture.md stays true: its rule files, rules, modules, networks, methods and import floors;
+and every citation of official code resolves to a public repository at a known commit."""
 
 import ast
 import re
+import subprocess
 
 import yaml
 
@@ -73,3 +75,49 @@ def test_no_module_imports_from_a_floor_above_its_own():
     upward = [f"{path.relative_to(SRC)} imports {name}" for path, own in modules.items() for name in imports(path)
               if floors.get(name.split(".")[1], -1) > floors[own]]
     assert not upward
+
+
+# The official code the project cites, as ``owner/repo@commit:path:lines`` (7-hex commit).
+CITED_COMMITS = {
+    "YudeWang/SEAM": "3212261",
+    "jiwoon-ahn/psa": "9493e59",
+    "jiwoon-ahn/irn": "a2ece00",
+    "Juliachang/SC-CAM": "191ec48",
+    "weijun88/LDF": "d49ff02",
+    "YudeWang/semantic-segmentation-codebase": "a40f6c6",
+    "kazuto1011/deeplab-pytorch": "4219467",
+}
+CITATION = re.compile(r"([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)@([0-9a-f]{7})(?![0-9A-Za-z])")
+# Pointers into notes outside the repository, which users do not have (built so this file does not match).
+UNRESOLVABLE = ("../" + "shared/reference", "shared/" + "reference/", "reference " + "\u00a7", "ldf.md " + "\u00a7",
+                "wsss-methods" + ".md")
+
+
+def text_files() -> list:
+    """The tracked .py/.md/.smk/.yaml files and the Snakefile (every such file outside hidden folders without git)."""
+    suffixes = {".py", ".md", ".smk", ".yaml", ".yml"}
+    try:
+        listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        paths = [ROOT / line for line in listed.splitlines()]
+    except (OSError, subprocess.CalledProcessError):
+        paths = [path for path in ROOT.rglob("*") if not any(part.startswith(".") for part in
+                                                            path.relative_to(ROOT).parts)]
+    return [path for path in paths if path.is_file() and ".venv" not in path.parts
+            and (path.suffix in suffixes or path.name == "Snakefile")]
+
+
+def test_no_text_points_into_notes_outside_the_repository():
+    found = [f"{path.relative_to(ROOT)}:{number}: {marker!r}" for path in text_files()
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             for marker in UNRESOLVABLE if marker in line]
+    assert not found, "cite the paper or owner/repo@commit:path:lines instead:\n" + "\n".join(found)
+
+
+def test_every_official_code_citation_names_a_known_commit_of_its_repository():
+    cited = [(f"{path.relative_to(ROOT)}:{number}", repo, commit) for path in text_files()
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             for repo, commit in CITATION.findall(line)]
+    assert cited, "no owner/repo@commit citation found"
+    wrong = [f"{where}: {repo}@{commit} (known: {CITED_COMMITS.get(repo)})" for where, repo, commit in cited
+             if CITED_COMMITS.get(repo) != commit]
+    assert not wrong, "\n".join(wrong)

@@ -1,4 +1,6 @@
-"""LDF: label decoupling (ldf.md §1), the network (§2), loss and schedule (§3–4), and the stages end to end."""
+"""LDF: label decoupling, the network, loss and schedule (weijun88/LDF@d49ff02:utils.py, train-fine/net.py,
+train-fine/train.py),
+and the stages end to end."""
 
 import json
 
@@ -60,7 +62,7 @@ def test_empty_full_and_tiny_masks():
         assert (full.body == 255).all() and not full.detail.any()
     tiny = np.zeros((20, 20), np.uint8)
     tiny[9:11, 9:11] = 255
-    assert decouple(tiny).body.max() == 255 and not decouple(tiny).detail.any()  # ldf.md §1: no detail left
+    assert decouple(tiny).body.max() == 255 and not decouple(tiny).detail.any()  # the official code: no detail left
 
 
 def test_exact_edt_stays_within_three_grey_levels():
@@ -105,7 +107,7 @@ def test_network_outputs_and_parameter_count():
         assert net(torch.randn(1, 3, 64, 64), (50, 70)).shape == (1, 1, 50, 70)
         assert net.outputs(torch.randn(1, 3, 64, 64)).body2.shape == (1, 1, 64, 64)
     counts = parameter_count(build_ldf("resnet50"))
-    assert counts == {"backbone": 23_508_032, "head": 1_642_115, "total": 25_150_147}  # ldf.md §2: 25.15 M
+    assert counts == {"backbone": 23_508_032, "head": 1_642_115, "total": 25_150_147}  # 25.15 M
 
 
 def test_optimizer_and_triangular_schedule_follow_train_py():

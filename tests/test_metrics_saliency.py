@@ -1,4 +1,4 @@
-"""SOD metrics: pysodmetrics equality on real maps and LDF's E_ξ (ldf.md §6)."""
+"""SOD metrics: pysodmetrics equality on real maps and LDF's E_ξ (weijun88/LDF@d49ff02:eval/Emeasure.m)."""
 
 import warnings
 from pathlib import Path
@@ -27,7 +27,8 @@ def _disk(radius: int, size: int = 128) -> np.ndarray:
 
 
 def _ldf_emeasure_paraphrase(pred_u8: np.ndarray, gt_u8: np.ndarray) -> float:
-    """LDF eval/main.m skip rule + Emeasure.m (uncapped 2·mean, strict >), as ldf.md §6.1 describes."""
+    """LDF eval/main.m skip rule + Emeasure.m (uncapped 2·mean, strict >): weijun88/LDF@d49ff02:eval/main.m:75,
+    eval/Emeasure.m:21-26."""
     gt = gt_u8 > 128
     if pred_u8.max() == 0 or not gt.any():
         return 0.0
@@ -82,7 +83,7 @@ def test_equals_direct_pysodmetrics_calls_on_real_maps(sod_subset, method):
 
 
 def test_ldf_e_of_a_large_salient_object_is_a_quarter(tmp_path):
-    """ldf.md §6.3: when 2·mean(pred) > 1, LDF's binary map is empty and E_ξ ≈ 0.25."""
+    """When 2·mean(pred) > 1, LDF's binary map is empty and E_ξ ≈ 0.25."""
     disk = _disk(52)
     assert 2 * disk.mean() / 255 > 1
     _save(tmp_path / "gt", "d", disk)

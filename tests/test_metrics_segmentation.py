@@ -166,7 +166,7 @@ def test_one_pass_sweep_equals_seam_argmax_per_threshold(tmp_path):
     result = evaluate_cam_dir(tmp_path / "npz", tmp_path / "gt", bg_threshold=0.25)
     for point in result["sweep"]:
         confusion = np.zeros((21, 21), np.int64)
-        for gt, keys, cams in scenes:  # SEAM evaluation.py --type npy: 21 channels, bg = t, argmax
+        for gt, keys, cams in scenes:  # YudeWang/SEAM@3212261:evaluation.py:25-33: 21 channels, bg = t, argmax
             tensor = np.zeros((21, *gt.shape), np.float32)
             tensor[keys] = cams
             tensor[0] = point["threshold"]
@@ -203,7 +203,7 @@ def test_real_voc_masks_match_a_seam_style_reference(tmp_path):
         pred[pred == pred.max()] = rng.integers(0, 21)  # sometimes a class swap
         _write(tmp_path / "pred", image_id, pred)
         cal = gt < 255
-        for c in range(21):  # SEAM evaluation.py: TP, P and T per class over the whole list
+        for c in range(21):  # YudeWang/SEAM@3212261:evaluation.py:40-49: TP, P and T per class over the whole list
             tp[c] += np.sum((pred == c) & (gt == c) & cal)
             p[c] += np.sum((pred == c) & cal)
             t[c] += np.sum((gt == c) & cal)

@@ -54,7 +54,7 @@ def test_levels_have_the_announced_strides_and_channels(name, output_stride, cha
 
 def test_resnet38d_matches_psa_layout_and_parameter_count():
     """psa/SEAM resnet38d.Net: 228 state-dict tensors, 105,070,912 parameters (SEAM adds fc8, f8_3, f8_4, f9:
-    +287,296 = 105.4 M, performance.md)."""
+    +287,296 = 105.4 M, YudeWang/SEAM@3212261:network/resnet38_SEAM.py:16-20)."""
     net = ResNet38d()
     state = net.state_dict()
     assert sum(p.numel() for p in net.parameters()) == 105_070_912

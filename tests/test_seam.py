@@ -192,7 +192,8 @@ def test_min_pool_loss_averages_the_weakest_quarter_of_pixels():
 # -- the loss and the detach switch ----------------------------------------------------------
 
 class UpsampledOutputs(nn.Module):
-    """The official network's contract (resnet38_SEAM.py 48-49): CAM and PCM output at the input's size."""
+    """The official network's contract (YudeWang/SEAM@3212261:network/resnet38_SEAM.py:48-49): CAM and PCM output at
+    the input's size."""
 
     def __init__(self, net):
         super().__init__()

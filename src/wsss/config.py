@@ -1,12 +1,12 @@
 """Typed configuration: ``params.yaml`` → validated, frozen pydantic models.
 
 ``params.yaml`` is the one configuration of Snakemake (``configfile:``, validated against
-``workflow/schemas/config.schema.json``, the JSON Schema of these models that ``wsss config --schema``
-writes), DVC (``params:``) and the CLI. Its top-level sections hold the published settings of the papers
-(``../shared/reference``); ``profiles.<name>`` holds overrides, and the key ``profile`` picks one of
-those names (``smoke`` shrinks the pipeline to the synthetic CPU benchmark, ``lite`` runs
-ImageNet-pretrained EfficientNet-Lite0 on a CPU). ``--set a.b=value`` overrides come last. Every error
-names its dotted key (``train_cls.lr must be > 0, got -1``).
+``workflow/schemas/config.schema.json``, the JSON Schema of these models that ``wsss config --schema`` writes), DVC
+(``params:``) and the CLI. Its top-level sections hold the published settings of the papers and their official code
+(each class below cites its source); ``profiles.<name>`` holds overrides, and the key ``profile`` picks one of those
+names (``smoke`` shrinks the pipeline to the synthetic CPU benchmark, ``lite`` runs ImageNet-pretrained
+EfficientNet-Lite0 on a CPU). ``--set a.b=value`` overrides come last. Every error names its dotted key
+(``train_cls.lr must be > 0, got -1``).
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ MAX_IMAGES = 1_000_000        # synthetic set sizes: beyond VOC + SBD and DUTS m
 MAX_IMAGE_SIZE = 4096         # synthetic image side, pixels
 MAX_SWEEP_THRESHOLDS = 1000   # background thresholds of one CAM sweep (0.001 apart over [0, 1])
 MAX_WORKERS = 256             # processes of one stage
-DEFAULT_BG_THRESHOLD = 0.26          # CAMs scored without a params file: SEAM infer_SEAM.py out_cam_pred_alpha ...
-DEFAULT_BG_SWEEP = (0.0, 0.6, 0.01)  # ... and SEAM evaluation.py --curve (params.yaml's evaluate section)
+# CAMs scored without a params file: YudeWang/SEAM@3212261:infer_SEAM.py:28 and evaluation.py:123-130
+# (params.yaml's evaluate section)
+DEFAULT_BG_THRESHOLD = 0.26
+DEFAULT_BG_SWEEP = (0.0, 0.6, 0.01)
 
 
 # The YAML types as written: a bool is no int, 1.0 no int, "1" no number; an int is a number (4 → 4.0).
@@ -196,7 +198,8 @@ class SynthSODConfig(Section):
 
 
 class EvaluateConfig(Section):
-    """Segmentation scoring: background score for CAMs and the threshold sweep (SEAM evaluation.py)."""
+    """Segmentation scoring: background score for CAMs and the threshold sweep
+    (YudeWang/SEAM@3212261:evaluation.py:10-130)."""
 
     bg_threshold: Probability
     bg_sweep: Annotated[tuple[Float, Float, Float], rule(
@@ -223,7 +226,8 @@ class EpochTraining(Section):
 
 
 class TrainClsConfig(EpochTraining):
-    """CAM classifier training (psa/SEAM train_cls; reference §2)."""
+    """CAM classifier training (jiwoon-ahn/psa@9493e59:train_cls.py:42-96;
+    YudeWang/SEAM@3212261:train_SEAM.py:35-84)."""
 
     resize_long: Annotated[tuple[Int, Int], low_high]
     color_jitter: tuple[Float, Float, Float, Float]
@@ -231,7 +235,8 @@ class TrainClsConfig(EpochTraining):
 
 
 class InferCamConfig(Section):
-    """Multi-scale, flipped CAM inference (reference §4)."""
+    """Multi-scale, flipped CAM inference (jiwoon-ahn/psa@9493e59:infer_cls.py:40-80;
+    YudeWang/SEAM@3212261:infer_SEAM.py:38-82)."""
 
     scales: Scales
     flip: Bool
@@ -262,7 +267,7 @@ class CRFKernels(Section):
 
 
 class CRFConfig(CRFKernels):
-    """Dense CRF on CAMs: unary from [(1 - max)^alpha ; CAMs] (psa/SEAM imutils.crf_inference; reference §6)."""
+    """Dense CRF on CAMs: unary from [(1 - max)^alpha ; CAMs] (jiwoon-ahn/psa@9493e59:tool/imutils.py:200-217)."""
 
     alpha_low: Annotated[Float, Field(gt=0)]
     alpha_high: Float
@@ -275,7 +280,8 @@ class CRFConfig(CRFKernels):
 
 
 class AffinityConfig(EpochTraining):
-    """AffinityNet and its random walk (Ahn & Kwak, CVPR'18; psa ``train_aff.py``, ``infer_aff.py``; reference §8).
+    """AffinityNet and its random walk (Ahn & Kwak, CVPR'18; jiwoon-ahn/psa@9493e59:train_aff.py:18-74,
+    infer_aff.py:59-62).
 
     Training labels come from the CRF of the CAMs at ``crf.alpha_low`` and ``crf.alpha_high``; ``alpha`` is the
     background power of the walk's input, ``(1 - max cam)^alpha``. ``weights``: ImageNet weights as psa, "" from
@@ -294,7 +300,8 @@ class AffinityConfig(EpochTraining):
 
 
 class TrainSegConfig(Section):
-    """DeepLab retraining on pseudo labels (reference §9)."""
+    """DeepLab retraining on pseudo labels (kazuto1011/deeplab-pytorch@4219467:configs/voc12.yaml:36-49;
+    YudeWang/semantic-segmentation-codebase@a40f6c6:experiment/seamv1-pseudovoc/config.py:11-50)."""
 
     arch: Literal["deeplab_v2", "deeplab_v1"]
     backbone: Backbone
@@ -314,7 +321,8 @@ class TrainSegConfig(Section):
 
 class InferSegConfig(CRFKernels):
     """DeepLab inference: multi-scale + flip logits averaged, then optionally a dense CRF on the softmax
-    (SEAM's retraining test: semantic-segmentation-codebase seamv1-pseudovoc; reference §6, §9)."""
+    (SEAM's retraining test:
+    YudeWang/semantic-segmentation-codebase@a40f6c6:experiment/seamv1-pseudovoc/test.py:67-98)."""
 
     scales: Scales
     flip: Bool
@@ -323,7 +331,8 @@ class InferSegConfig(CRFKernels):
 
 
 class SEAMConfig(Section):
-    """SEAM's siamese training (reference §3: train_SEAM.py; the losses in ``wsss.losses``)."""
+    """SEAM's siamese training (Wang et al., CVPR'20; YudeWang/SEAM@3212261:train_SEAM.py:104-146; the losses in
+    ``wsss.losses``)."""
 
     rescale: Annotated[Float, Field(gt=0, le=4)]   # the affine transform A: rescale factor (official 0.3) ...
     flip: Bool              # ... and an optional horizontal flip
@@ -338,7 +347,8 @@ class SEAMConfig(Section):
     min_pool_weight: Annotated[Float, Field(ge=0)]
     min_pool_ratio: Annotated[Float, Field(gt=0, le=1)]
     # input: the maps upsampled to their input's size before every loss, as the official network returns them
-    # (resnet38_SEAM.py 48-49); stride: the losses on the network's stride-8 maps (cheaper, not the official)
+    # (YudeWang/SEAM@3212261:network/resnet38_SEAM.py:48-49); stride: the losses on the network's stride-8 maps
+    # (cheaper, not the official)
     loss_resolution: Literal["input", "stride"] = "input"
 
     @model_validator(mode="after")
@@ -358,7 +368,7 @@ class AblationRow(Section):
 
 
 class SCCAMConfig(Section):
-    """SC-CAM's sub-category rounds (Chang et al., CVPR'20, §3; reference §1d, §7).
+    """SC-CAM's sub-category rounds (Chang et al., CVPR'20, §3; Juliachang/SC-CAM@191ec48:script.sh:22-48).
 
     Round ``r`` clusters the features of round ``r − 1``'s classifier (round 0: ``initial_method``'s) per parent
     class into ``clusters`` sub-categories and trains a new classifier on them, from ``train_cls.weights``.
@@ -369,10 +379,13 @@ class SCCAMConfig(Section):
     clusters: Count                     # K sub-categories per parent class (official 10; 1: the parent labels again)
     rounds: Count
     round: Annotated[Int, Field(ge=0)] = 0
-    subcls_weight: Annotated[Float, Field(ge=0)]   # λ of L = L_parent + λ·L_sub (train_cls.py 121: 5)
+    # λ of L = L_parent + λ·L_sub (Juliachang/SC-CAM@191ec48:train_cls.py:121: 5)
+    subcls_weight: Annotated[Float, Field(ge=0)]
     initial_method: NonEmpty = "cam"    # the method whose classifier extracts round 1's features (official: psa's)
-    feature_norm: Literal["none", "l2"] = "none"   # none: the raw GAP feature (extract_feature.py); l2: unit length
-    kmeans_n_init: Count = 10           # sklearn KMeans restarts (sklearn < 1.4's default, create_pseudo_label.py)
+    # none: the raw GAP feature (Juliachang/SC-CAM@191ec48:extract_feature.py:80-84); l2: unit length
+    feature_norm: Literal["none", "l2"] = "none"
+    # sklearn KMeans restarts (sklearn < 1.4's default, Juliachang/SC-CAM@191ec48:create_pseudo_label.py:185)
+    kmeans_n_init: Count = 10
     kmeans_seed: Int = 0                # its random_state
 
     @model_validator(mode="after")
@@ -401,14 +414,15 @@ class SCCAMAblationConfig(Section):
 
 
 class DecoupleConfig(Section):
-    """Label decoupling into body and detail maps (ldf.md §1)."""
+    """Label decoupling into body and detail maps (weijun88/LDF@d49ff02:utils.py:7-25)."""
 
-    variant: Literal["code", "paper"]   # code: the released utils.py; paper: body × binary mask
+    variant: Literal["code", "paper"]   # code: weijun88/LDF@d49ff02:utils.py:7-25; paper: body × binary mask
     exact_edt: Bool                     # exact Euclidean distance instead of cv2's 5×5 chamfer DIST_L2
 
 
 class LDFConfig(Section):
-    """LDF training and testing (ldf.md §2–5); ``supervision`` picks the two branches' targets (Table 5)."""
+    """LDF training and testing (weijun88/LDF@d49ff02:train-fine/train.py, test.py); ``supervision`` picks the two
+    branches' targets (Table 5)."""
 
     backbone: Literal["resnet50", "small", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
     weights: Str

@@ -3,14 +3,13 @@
 A plain loop in the style of torchvision's ``references/segmentation/train.py`` (no framework):
 ``train`` sets up (runtime, optimiser, checkpoint, DDP) and runs ``train_one_epoch`` until the last step.
 
-* SGD over the four groups of ``model.param_groups()`` (pretrained weights, pretrained biases,
-  new weights, new biases) with lr multipliers 1/2/10/20 and no weight decay on biases, and the
-  poly schedule ``lr = lr0 · (1 − step/max_steps)^power`` set before every step — psa/SEAM
-  ``tool/torchutils.py`` ``PolyOptimizer`` and ``get_parameter_groups``. ``polyoptimizer_bug``
-  reproduces its ``SGD.__init__(params, lr, weight_decay)`` call, which puts the weight decay in
-  the momentum slot (reference ``wsss-methods.md`` §0). LDF's per-epoch triangle schedule and
-  Nesterov momentum are options (``ldf.md`` §4); its weight decay on every parameter comes from a
-  network that returns its biases in the weight groups;
+* SGD over the four groups of ``model.param_groups()`` (pretrained weights, pretrained biases, new weights, new
+  biases) with lr multipliers 1/2/10/20 and no weight decay on biases, and the poly schedule
+  ``lr = lr0 · (1 − step/max_steps)^power`` set before every step — ``PolyOptimizer`` and ``get_parameter_groups``
+  of jiwoon-ahn/psa@9493e59:tool/torchutils.py:10-32. ``polyoptimizer_bug`` reproduces its ``SGD.__init__(params, lr, weight_decay)``
+  call, which puts the weight decay in the momentum slot (jiwoon-ahn/psa@9493e59:tool/torchutils.py:13). LDF's
+  per-epoch triangle schedule and Nesterov momentum are options (weijun88/LDF@d49ff02:train-fine/train.py:44-51);
+  its weight decay on every parameter comes from a network that returns its biases in the weight groups;
 * the caller's ``Runtime`` (``wsss.runtime``: bf16 autocast on CPU, fp16 AMP with a ``GradScaler`` on
   CUDA, or fp32; channels-last), the one place precision is decided;
 * DDP under ``torchrun`` (gloo on CPU, nccl on CUDA) with a ``DistributedSampler`` seeded and
@@ -177,14 +176,14 @@ def poly_lr(base_lr: float, step: int, max_steps: int, power: float) -> float:
 
 
 def triangle_lr(base_lr: float, epoch: int, epochs: int) -> float:
-    """``base_lr · (1 − |2(epoch+1)/(epochs+1) − 1|)``: LDF ``train.py``'s per-epoch warm-up then decay."""
+    """``base_lr · (1 − |2(epoch+1)/(epochs+1) − 1|)``: weijun88/LDF@d49ff02:train-fine/train.py:50-51."""
     return base_lr * (1 - abs(2 * (epoch + 1) / (epochs + 1) - 1))
 
 
 def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.SGD:
     """SGD over ``model.param_groups()`` with the lr multipliers, weight decay on weights only.
 
-    psa/SEAM ``train_cls.py``: groups (lr, 2·lr, 10·lr, 20·lr), decay (wd, 0, wd, 0). With
+    jiwoon-ahn/psa@9493e59:train_cls.py:90-96: groups (lr, 2·lr, 10·lr, 20·lr), decay (wd, 0, wd, 0). With
     ``polyoptimizer_bug`` the momentum is the weight decay, as in their ``PolyOptimizer``.
     Every trainable parameter must be in a group (freeze others with ``requires_grad_(False)``).
     """

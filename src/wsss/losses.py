@@ -1,19 +1,23 @@
 """The training losses of every network of ``wsss.nets.registry``: ``loss(model, batch[, cfg]) -> dict`` of
 scalar tensors with a ``"loss"`` entry (the one back-propagated; every entry is logged), logits in fp32.
 
-* ``classification_loss``: the CAM classifier's multilabel soft-margin loss on the GAP logits (psa ``train_cls.py``).
-* ``segmentation_loss``: DeepLab's pixel cross-entropy, pseudo-label 255 ignored (reference §9).
-* ``ldf_loss``: LDF's six terms (ldf.md §3: ``train.py``): per output level, BCE of the body and detail logits
-  against their soft targets and BCE + soft IoU of the saliency logits against the mask; summed and halved.
-* ``sccam_loss``: SC-CAM's joint loss (Chang et al., CVPR'20, §3; SC-CAM ``train_cls.py`` 264-267):
+* ``classification_loss``: the CAM classifier's multilabel soft-margin loss on the GAP logits
+  (jiwoon-ahn/psa@9493e59:train_cls.py:125).
+* ``segmentation_loss``: DeepLab's pixel cross-entropy, pseudo-label 255 ignored
+  (YudeWang/semantic-segmentation-codebase@a40f6c6:experiment/seamv1-pseudovoc/train.py:85).
+* ``ldf_loss``: LDF's six terms (weijun88/LDF@d49ff02:train-fine/train.py:18-23, 57-64): per output level, BCE of
+  the body and detail logits against their soft targets and BCE + soft IoU of the saliency logits against the mask;
+  summed and halved.
+* ``sccam_loss``: SC-CAM's joint loss (Chang et al., CVPR'20, §3; Juliachang/SC-CAM@191ec48:train_cls.py:264-267):
   ``L_parent + λ·L_sub``, both multilabel soft-margin, λ = ``sccam.subcls_weight`` (official 5).
-* ``affinity_loss``: AffinityNet's pair loss (Ahn & Kwak, CVPR'18, Eqs. 3-5; psa ``train_aff.py`` 96-113):
+* ``affinity_loss``: AffinityNet's pair loss (Ahn & Kwak, CVPR'18, Eqs. 3-5;
+  jiwoon-ahn/psa@9493e59:train_aff.py:99-113):
   ``-log a`` over the background and the foreground pairs, ``-log(1 - a)`` over the negative pairs, each the
   mean over its own pairs, combined as ``bg/4 + fg/4 + neg/2``. The labels (la/ha CRF labels of the crop,
   ``wsss.infer.crf.affinity_label_map``) go to the feature grid by :func:`block_labels` and into pairs by
   :func:`pair_labels`.
-* ``seam_loss``: SEAM's siamese loss (Wang et al., CVPR'20, Eqs. 1-7; SEAM ``train_SEAM.py`` 104-146;
-  reference §3), below.
+* ``seam_loss``: SEAM's siamese loss (Wang et al., CVPR'20, Eqs. 1-7;
+  YudeWang/SEAM@3212261:train_SEAM.py:104-146), below.
 
 SEAM: one step sees the image ``I`` and its affine transform ``A(I)`` (a rescale, by default SEAM's 0.3×, and an
 optional horizontal flip). With ``F`` the network's CAM and ``F̂`` its PCM output, both max-normalised and
@@ -25,13 +29,14 @@ masked by the image label (background always on):
 * ECR (Eq. 6): ``|max_onehot(A(F(I))) − F̂(A(I))| + |max_onehot(F(A(I))) − A(F̂(I))|``, the CAM targets
   with background ``1 − max`` and the PCM outputs with their own revised background channel, each the mean of its top ``ohem_ratio`` share of (channel, pixel) errors per sample (OHEM,
   official 20 %; 1.0 = the plain mean). ``official_detach`` detaches the CAM targets as the official code
-  (lines 135-139); the paper's equation lets the gradient reach both sides;
-* min pooling (official, not in the paper; lines 16-24): per branch, the mean ReLU of the smallest
-  ``min_pool_ratio`` share of the per-pixel maximum of the masked foreground PCM output.
+  (YudeWang/SEAM@3212261:train_SEAM.py:135-136); the paper's equation lets the gradient reach both sides;
+* min pooling (official, not in the paper; YudeWang/SEAM@3212261:train_SEAM.py:16-24): per branch, the mean ReLU of
+  the smallest ``min_pool_ratio`` share of the per-pixel maximum of the masked foreground PCM output.
 
 ``total = cls_weight·cls + er_weight·ER + ecr_weight·ECR + min_pool_weight·min_pool``; all weights are 1 in the
 official code. With ``loss_resolution: input`` (the official) the maps are first upsampled bilinearly
-(``align_corners=True``) to their input's size, as SEAM's network returns them (``resnet38_SEAM.py`` 48-49),
+(``align_corners=True``) to their input's size, as SEAM's network returns them
+(YudeWang/SEAM@3212261:network/resnet38_SEAM.py:48-49),
 so the pooling, normalisation and min pooling see full-size maps; ``stride`` keeps them at the network's
 stride. Either way they are then resized to the transformed image's size, where ER and ECR are compared
 (the official code compares at 134×134 for 448).
@@ -49,7 +54,8 @@ from wsss.nets.seam import max_norm, max_onehot, with_background
 
 
 def classification_loss(model, batch) -> dict[str, torch.Tensor]:
-    """Multilabel soft-margin loss on the GAP logits of a batch ``(images, labels N×20)`` (psa ``train_cls.py``)."""
+    """Multilabel soft-margin loss on the GAP logits of a batch ``(images, labels N×20)``
+    (jiwoon-ahn/psa@9493e59:train_cls.py:125)."""
     images, labels = batch
     return {"loss": F.multilabel_soft_margin_loss(model(images).float(), labels)}
 
@@ -108,7 +114,8 @@ def affinity_loss(model, batch, cfg: AffinityConfig) -> dict[str, torch.Tensor]:
 
 
 def iou_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """1 − (Σpm + 1)/(Σ(p + m) − Σpm + 1) per image, averaged: the soft IoU of LDF's ``train.py``."""
+    """1 − (Σpm + 1)/(Σ(p + m) − Σpm + 1) per image, averaged: the soft IoU of
+    weijun88/LDF@d49ff02:train-fine/train.py:18-23."""
     prob = torch.sigmoid(logits)
     inter = (prob * target).sum((1, 2, 3))
     union = (prob + target).sum((1, 2, 3))
@@ -144,7 +151,8 @@ def er_loss(transformed_cam: torch.Tensor, cam_of_transformed: torch.Tensor) -> 
 
 
 def ohem_mean(errors: torch.Tensor, ratio: float) -> torch.Tensor:
-    """Mean of each sample's largest ``int(ratio · C·H·W)`` errors, averaged over samples (``train_SEAM.py`` 136-139)."""
+    """Mean of each sample's largest ``int(ratio · C·H·W)`` errors, averaged over samples
+    (YudeWang/SEAM@3212261:train_SEAM.py:137-138)."""
     flat = errors.flatten(1)
     k = max(1, int(flat.shape[1] * ratio))
     return flat.topk(k, dim=1).values.mean() if k < flat.shape[1] else flat.mean()

@@ -1,4 +1,5 @@
-# SC-CAM's rounds (Chang et al., CVPR'20; reference §1d, §7). Round r of an SC-CAM method extracts the
+# SC-CAM's rounds (Chang et al., CVPR'20; Juliachang/SC-CAM@191ec48:script.sh:22-48). Round r of an SC-CAM method
+# extracts the
 # train_aug features of round r-1's classifier (round 0: the classifier of `sccam.initial_method`), clusters
 # them per parent class into `sccam.clusters` sub-categories and trains a new classifier on those labels
 # (train_cls, from train_cls.weights). Round r < R of method m is the method folder m_round<r> (models/,

@@ -11,7 +11,7 @@ unflipped CAM of the present classes and revises it with SEAM's PCM (paper Eq. 4
 
 * ``cam``: the CAM itself (max-normalised), what the PCM starts from;
 * ``pcm``: the network's own PCM as inference reads it (SEAM networks), whose input keeps, per pixel, the
-  strongest of all 20 classes as the official code (``resnet38_SEAM.py`` 34-40);
+  strongest of all 20 classes as the official code (YudeWang/SEAM@3212261:network/resnet38_SEAM.py:34-40);
 * ``pcm, present classes``: the same trained projections with the input restricted to the image's classes;
 * ``cosine of <level>``: the untrained cosine affinity of a backbone level (or of the image), present classes;
   ``cosine of mid, all classes`` as ``pcm`` builds its input;

@@ -6,9 +6,9 @@ normally in [0, 1]); ``cams[i]`` belongs to class ``keys[i]``.
 
 * own format, ``<id>.npz``: arrays ``keys`` (int16, 1..20) and ``cams`` (float16, K×H×W);
 * psa / SEAM / SC-CAM, ``<id>.npy``: a pickled dict ``{foreground index 0..19: H×W}``
-  (psa ``infer_cls.py``, SEAM ``infer_SEAM.py``);
+  (jiwoon-ahn/psa@9493e59:infer_cls.py:77-83, YudeWang/SEAM@3212261:infer_SEAM.py:79-85);
 * irn, ``<id>.npy``: a pickled dict with ``keys`` (0-based foreground indices) and
-  ``high_res`` (K×H×W), as written by irn ``step/make_cam.py``. irn pickles ``keys`` as a
+  ``high_res`` (K×H×W), as written by jiwoon-ahn/irn@a2ece00:step/make_cam.py:54-56. irn pickles ``keys`` as a
   torch tensor, so reading its files imports torch.
 """
 

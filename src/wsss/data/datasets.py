@@ -1,6 +1,6 @@
 """Torch datasets over a VOC2012-layout tree: classifier training, pseudo-label training, inference.
 
-Images are read with PIL as RGB (as psa/SEAM ``voc12/data.py``; ``wsss.io.read_rgb``), label PNGs as
+Images are read with PIL as RGB (as jiwoon-ahn/psa@9493e59:voc12/data.py:69; ``wsss.io.read_rgb``), label PNGs as
 class indices (``wsss.io.read_label_png``). Every listed file is checked when the dataset is built, so a
 missing file fails at once with its name rather than in a loader worker hours later.
 """

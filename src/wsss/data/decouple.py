@@ -1,4 +1,4 @@
-"""Label decoupling (LDF, Wei et al. CVPR 2020, §3.1; the reference's ``utils.py``, ldf.md §1).
+"""Label decoupling (LDF, Wei et al. CVPR 2020, §3.1; weijun88/LDF@d49ff02:utils.py:7-25).
 
 A saliency mask splits into a *body* map, high in the object's interior, and a *detail* map,
 high near its boundary:
@@ -12,7 +12,7 @@ high near its boundary:
 2 px outside the object, where detail is 0. ``variant="paper"`` multiplies the body by the
 binary mask first, as the paper says ("to remove the background interference", weijun88/LDF GitHub issue #8), so
 both maps are zero outside the object. An empty mask gives zero maps; a mask with no zero
-pixel gives body 255 and detail 0 everywhere (the reference's behaviour, ldf.md §1).
+pixel gives body 255 and detail 0 everywhere (as the official code).
 
 ``edge_map`` is the binary boundary used in place of detail by the supervision ablation.
 """

@@ -1,9 +1,10 @@
-"""LDF's training data (the reference's ``dataset.py``, ldf.md §3–4): image, mask and the two branch targets.
+"""LDF's training data (weijun88/LDF@d49ff02:train-fine/dataset.py:11-43, 103-137): image, mask and the two branch
+targets.
 
 A sample is read at full resolution, normalised (the backbone's mean/std, ImageNet's by default;
 targets divided by 255, so they stay soft), randomly cropped (up to 1/8 of each side removed) and flipped. The batch is
 resized to one size drawn per batch from ``train_sizes`` by :class:`MultiScaleCollate`
-(bilinear, aspect ratio not kept, as the reference's ``collate``). Randomness comes from torch's
+(bilinear, aspect ratio not kept, as the official ``collate``). Randomness comes from torch's
 global generator, which the engine seeds per sample; the batch size is drawn from the first
 sample's own draw, so it does not depend on loader workers.
 
@@ -83,7 +84,7 @@ class LDFTrainSet(Dataset):
 
 
 def random_crop(sample: dict) -> dict:
-    """Remove a random margin of up to 1/8 of each side (the reference's ``RandomCrop``)."""
+    """Remove a random margin of up to 1/8 of each side (weijun88/LDF@d49ff02:train-fine/dataset.py:22-32)."""
     height, width = sample["mask"].shape
     cut_h, cut_w = int(torch.randint(max(height // 8, 1), ())), int(torch.randint(max(width // 8, 1), ()))
     top, left = int(torch.randint(cut_h + 1, ())), int(torch.randint(cut_w + 1, ()))

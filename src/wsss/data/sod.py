@@ -1,16 +1,15 @@
 """Salient object detection folders (DUTS-TR for training; ECSSD, PASCAL-S, DUTS-TE, HKU-IS, DUT-OMRON,
 THUR15K for testing; SOD for both): image/mask pairs, validation, prepare.
 
-A dataset is ``<root>/<NAME>/`` with images in one of ``images/``, ``image/``, ``Imgs/``,
-``<NAME>-Image/`` and masks (.png) in ``masks/``, ``mask/``, ``GT/``, ``<NAME>-Mask/``, in any letter case
-(the DUTS zips unpack to ``DUTS-TR/DUTS-TR-Image`` and ``DUTS-TR-Mask``). The pairs are the names of an optional
-``train.txt``/``test.txt`` (LDF's ``data/<NAME>/`` layout, ``train-*/dataset.py``), otherwise every
-mask. LDF keeps DUTS-TR and DUTS-TE in one ``data/DUTS/`` folder told apart by those lists; that
-folder is used when ``DUTS-TR``/``DUTS-TE`` are absent. A set named both in ``sod.train_sets`` and in
-``sod.test_sets`` needs both lists: ``SOD`` (Movahedi & Elder's masks of the 300 BSDS300 photos) is
-``SOD/{images,masks}/`` with BSDS300's own split as ``train.txt`` (200 ids) and ``test.txt`` (100 ids).
-Every image must be in the orientation of its mask (some public copies of BSDS300 store portrait photos
-rotated to landscape; rotate those back).
+A dataset is ``<root>/<NAME>/`` with images in one of ``images/``, ``image/``, ``Imgs/``, ``<NAME>-Image/`` and
+masks (.png) in ``masks/``, ``mask/``, ``GT/``, ``<NAME>-Mask/``, in any letter case (the DUTS zips unpack to
+``DUTS-TR/DUTS-TR-Image`` and ``DUTS-TR-Mask``). The pairs are the names of an optional ``train.txt``/``test.txt``
+(LDF's ``data/<NAME>/`` layout, weijun88/LDF@d49ff02:train-fine/dataset.py:98-110), otherwise every mask. LDF keeps
+DUTS-TR and DUTS-TE in one ``data/DUTS/`` folder told apart by those lists; that folder is used when
+``DUTS-TR``/``DUTS-TE`` are absent. A set named both in ``sod.train_sets`` and in ``sod.test_sets`` needs both
+lists: ``SOD`` (Movahedi & Elder's masks of the 300 BSDS300 photos) is ``SOD/{images,masks}/`` with BSDS300's own
+split as ``train.txt`` (200 ids) and ``test.txt`` (100 ids). Every image must be in the orientation of its mask
+(some public copies of BSDS300 store portrait photos rotated to landscape; rotate those back).
 """
 
 import hashlib

@@ -1,4 +1,5 @@
-"""SC-CAM's sub-category labels (Chang et al., CVPR'20, §3; SC-CAM ``create_pseudo_label.py``; reference §7).
+"""SC-CAM's sub-category labels (Chang et al., CVPR'20, §3;
+Juliachang/SC-CAM@191ec48:create_pseudo_label.py:171-193).
 
 For each parent class ``c``, the pooled features of every image labelled ``c`` are clustered by k-means into
 ``K`` clusters (an image with several classes is clustered once per class); the image's sub-category label is

@@ -1,13 +1,13 @@
 """Joint image/mask transforms: training augmentation and the eval-time normalisation.
 
-Conventions of the official code (reference ``wsss-methods.md`` §2, §9):
+Conventions of the official code:
 
-* classifier training (psa/SEAM ``train_cls.py``): random resize of the long side to
-  [low, high] (bicubic), horizontal flip, colour jitter on the image, normalisation (the ImageNet
-  mean/std unless the backbone has its own, ``wsss.nets.backbones.input_statistics``), then a random
-  crop that pads with 0 *after* normalisation, i.e. with the mean colour (psa ``tool/imutils.py``
-  RandomResizeLong, RandomCrop);
-* DeepLab training (deeplab-pytorch ``libs/datasets/base.py``, SEAM's segmentation codebase):
+* classifier training (jiwoon-ahn/psa@9493e59:train_cls.py:62-72, YudeWang/SEAM@3212261:train_SEAM.py:60-70):
+  random resize of the long side to [low, high] (bicubic), horizontal flip, colour jitter on the image,
+  normalisation (the ImageNet mean/std unless the backbone has its own,
+  ``wsss.nets.backbones.input_statistics``), then a random crop that pads with 0 *after* normalisation,
+  i.e. with the mean colour (RandomResizeLong and RandomCrop, jiwoon-ahn/psa@9493e59:tool/imutils.py:6-60);
+* DeepLab training (kazuto1011/deeplab-pytorch@4219467:libs/datasets/base.py:60-103, SEAM's segmentation codebase):
   a random scale factor in [low, high] (bilinear) instead, padding the label with 255.
 
 Inputs are ``tv_tensors.Image`` (uint8, 3xHxW) and optionally ``tv_tensors.Mask`` (uint8, HxW);

@@ -2,12 +2,12 @@
 
 Conventions of the official WSSS code:
 * list files hold bare ids or psa-style lines ``/JPEGImages/x.jpg /SegmentationClassAug/x.png``
-  (psa/SEAM ``voc12/data.py``);
+  (jiwoon-ahn/psa@9493e59:voc12/data.py:49-54);
 * image-level labels are 20-dim float32 multi-hot vectors without background, built from every
   ``<name>`` tag of ``Annotations/<id>.xml`` that is a class name, difficult objects included
-  (psa ``voc12/make_cls_labels.py`` and ``load_image_label_from_xml`` in ``voc12/data.py``);
+  (jiwoon-ahn/psa@9493e59:voc12/make_cls_labels.py and ``load_image_label_from_xml``, voc12/data.py:21-34);
 * ``cls_labels.npy`` is a pickled dict id -> float32[20], keyed by id strings (psa, SEAM,
-  SC-CAM) or by integer ids 2007000032 <-> "2007_000032" (irn ``voc12/dataloader.py``);
+  SC-CAM) or by integer ids 2007000032 <-> "2007_000032" (jiwoon-ahn/irn@a2ece00:voc12/dataloader.py:26-28);
 * train_aug = (SBD train ∪ SBD val ∪ VOC train) − VOC val, 10,582 ids, with VOC's own masks
   taking precedence over SBD's in ``SegmentationClassAug/``.
 """
@@ -129,7 +129,7 @@ def _present(counts: np.ndarray) -> np.ndarray:
 
 
 def labels_from_xml(path: str | Path) -> np.ndarray:
-    """float32[20] multi-hot from every ``<name>`` tag that is a VOC class (psa make_cls_labels.py)."""
+    """float32[20] multi-hot from every ``<name>`` tag that is a VOC class (jiwoon-ahn/psa@9493e59:voc12/data.py:21-34)."""
     try:
         tree = ET.parse(path)
     except (OSError, ET.ParseError) as error:

@@ -1,6 +1,6 @@
-"""Multi-scale, flipped CAM inference (reference §4).
+"""Multi-scale, flipped CAM inference.
 
-The procedure of psa ``infer_cls.py`` (lines 40-88) and SEAM ``infer_SEAM.py`` (lines 38-77):
+The procedure of jiwoon-ahn/psa@9493e59:infer_cls.py:40-88 and YudeWang/SEAM@3212261:infer_SEAM.py:38-77:
 resize the image to each scale with PIL bicubic (psa/SEAM ``voc12/data.py``
 ``VOC12ClsDatasetMSF``), normalise with the backbone's mean/std (ImageNet's for the ResNets), run the image and its
 left-right flip, upsample every map bilinearly to the original size, flip back, sum, keep
@@ -61,9 +61,9 @@ def scaled_views(image: np.ndarray, scales, mean=IMAGENET_MEAN,
 def normalise_cams(total: torch.Tensor, norm: str) -> torch.Tensor:
     """Per-class normalisation of summed CAMs (K×H×W).
 
-    ``max``: ``sum / (max + 1e-5)`` (psa ``infer_cls.py`` line 75).
+    ``max``: ``sum / (max + 1e-5)`` (jiwoon-ahn/psa@9493e59:infer_cls.py:75).
     ``minmax``: negatives to 0, then ``(sum - min - 1e-5) / (max - min + 1e-5)`` with values below
-    ``min + 1e-5`` set to 0 (SEAM ``infer_SEAM.py`` lines 71-75). SEAM zeroes those pixels *before*
+    ``min + 1e-5`` set to 0 (YudeWang/SEAM@3212261:infer_SEAM.py:72-77). SEAM zeroes those pixels *before*
     the division, which leaves them at ``-(min + 1e-5) / range``; here they are 0 after it, so every
     score is ≥ 0 as the CAM files require.
     """
@@ -82,9 +82,10 @@ def multiscale_cam(model: torch.nn.Module, image: np.ndarray, keys, scales, flip
                    runtime: Runtime, upsample: str = "direct") -> np.ndarray:
     """Normalised float32 K×H×W CAMs of one HxWx3 uint8 image for the foreground indices ``keys`` (0..19).
 
-    ``upsample``: ``direct`` resizes each view's maps once, to the image (bilinear, as psa ``infer_cls.py``);
+    ``upsample``: ``direct`` resizes each view's maps once, to the image (bilinear, as
+    jiwoon-ahn/psa@9493e59:infer_cls.py:63);
     ``view_first`` first to the view's size with ``align_corners=True`` and then to the image, as SEAM, whose
-    network returns maps at its input's size (YudeWang/SEAM@3212261:network/resnet38_SEAM.py:45-46,
+    network returns maps at its input's size (YudeWang/SEAM@3212261:network/resnet38_SEAM.py:48-49,
     infer_SEAM.py:61).
 
     ``model`` is in eval mode on the runtime's device (``runtime.prepare``) and has ``cam(x, classes) -> N×K×h×w``,

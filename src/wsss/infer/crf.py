@@ -1,10 +1,11 @@
-"""Dense CRF on CAMs and CRF pseudo labels (reference §6).
+"""Dense CRF on CAMs and CRF pseudo labels.
 
-The CRF is psa/SEAM ``tool/imutils.py`` ``crf_inference`` (psa lines 200-217, SEAM 220-237):
+The CRF is ``crf_inference`` of jiwoon-ahn/psa@9493e59:tool/imutils.py:200-217
+(YudeWang/SEAM@3212261:tool/imutils.py:220-237):
 pydensecrf with the unary ``-log(clip(p, 1e-5, 1))`` of *un-normalised* scores, one Gaussian and
 one bilateral kernel, mean-field for ``iterations`` steps. The scores are the foreground CAMs under a
-background score ``(1 - max_k cam_k)^alpha`` (psa ``infer_cls.py`` lines 90-102, SEAM
-``infer_SEAM.py`` lines 92-104).
+background score ``(1 - max_k cam_k)^alpha`` (jiwoon-ahn/psa@9493e59:infer_cls.py:90-102,
+YudeWang/SEAM@3212261:infer_SEAM.py:92-104).
 
 Which alpha: psa/SEAM run the CRF twice, with a low alpha (4; more background, confident
 foreground) and a high one (psa 32, SEAM 24; less background, confident background), and
@@ -16,7 +17,7 @@ for their CAMs lie between (psa 0.2, SEAM 0.26, irn and SC-CAM 0.15). ``pseudo_l
 the geometric mean of the configured pair: SEAM's 4/24 gives 9.8 (t = 0.18), psa's 4/32 gives
 11.3 (t = 0.16). Callers may pass any other alpha.
 
-AffinityNet's training labels (``affinity_label_map``; psa ``voc12/data.py`` 222-229, jiwoon-ahn/psa@9493e59)
+AffinityNet's training labels (``affinity_label_map``; jiwoon-ahn/psa@9493e59:voc12/data.py:222-229)
 take both CRFs: the low-alpha CRF's foreground (confident), the high-alpha CRF's background (confident), and
 255 (uncertain) where the low-alpha CRF says background but the high-alpha one does not.
 

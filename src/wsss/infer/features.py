@@ -1,4 +1,4 @@
-"""The pooled features SC-CAM clusters (SC-CAM ``extract_feature.py`` 73-97; reference §7).
+"""The pooled features SC-CAM clusters (Juliachang/SC-CAM@191ec48:extract_feature.py:73-97).
 
 One view per image, as the official code uses only the first of its multi-scale views: the image at scale 1,
 not flipped, normalised as the backbone expects; the feature is the global average of the backbone's last

@@ -1,6 +1,6 @@
 """The random walk of AffinityNet (Ahn & Kwak, CVPR'18, Sec. 3.4, Eqs. 6-8): CAMs → pseudo labels.
 
-As psa ``infer_aff.py`` 85-120 (jiwoon-ahn/psa@9493e59): the image is padded to a multiple of the feature
+As jiwoon-ahn/psa@9493e59:infer_aff.py:85-120: the image is padded to a multiple of the feature
 stride; the scores ``[(1 - max_k cam_k)^alpha ; cams]`` (present classes only) are zero-padded alike and
 average-pooled to the feature grid; the affinity matrix ``A`` holds the network's affinities of every pair closer
 than ``radius`` (both directions) and 1 on the diagonal. The transition matrix is ``T = A^β D⁻¹`` with ``D`` the
@@ -21,8 +21,8 @@ Two ways to compute ``v T^t``, equal up to rounding (``tests/test_affinity.py``)
   one on a CPU.
 
 ``walk: auto`` takes the dense walk on CUDA while n ≤ ``dense_max_nodes`` and the sparse walk otherwise.
-``pseudo: rw_crf`` then runs the dense CRF on the walk's scores (SEAM ``infer_aff.py`` 136-149,
-YudeWang/SEAM@3212261; psa's author refines the walk's labels with a CRF, reference §9).
+``pseudo: rw_crf`` then runs the dense CRF on the walk's scores (YudeWang/SEAM@3212261:infer_aff.py:136-149;
+psa's author also refines the walk's labels with a CRF).
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ def transition_matrix(affinity: torch.Tensor, radius: int, beta: float) -> torch
 
 
 def walk_dense(transition: torch.Tensor, scores: torch.Tensor, logt: int) -> torch.Tensor:
-    """``scores T^(2^logt)`` (C×n) with ``T`` squared ``logt`` times as a dense matrix (psa ``infer_aff.py`` 105-114)."""
+    """``scores T^(2^logt)`` (C×n) with ``T`` squared ``logt`` times as a dense matrix
+    (jiwoon-ahn/psa@9493e59:infer_aff.py:105-114)."""
     matrix = transition.to_dense()
     for _ in range(logt):
         matrix = matrix @ matrix

@@ -1,9 +1,10 @@
-"""Saliency inference of LDF (the reference's ``test.py``, ldf.md §5): resize, predict, upsample, PNG.
+"""Saliency inference of LDF (weijun88/LDF@d49ff02:train-fine/test.py:30-40): resize, predict, upsample, PNG.
 
 Each image is normalised, resized to ``size``×``size`` (bilinear), and the logits are upsampled
 inside the network straight to the original size; ``sigmoid × 255``, rounded, is written as an
 8-bit grey PNG, each file atomically (callers make ``out_dir`` atomic). ``maps="decoupled"`` writes the second iteration's body and detail maps instead
-(``body/``, ``detail/``): the coarse model's targets for the fine stage (``train-coarse/test.py``).
+(``body/``, ``detail/``): the coarse model's targets for the fine stage
+(weijun88/LDF@d49ff02:train-coarse/test.py:30-46).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Segmentation inference: multi-scale + flip logits averaged, softmax, optional dense CRF, argmax.
 
-As SEAM's retraining test (semantic-segmentation-codebase ``experiment/seamv1-pseudovoc/test.py``;
-reference §9): the mean of the logits over scales and flips, softmax, a 1-iteration CRF with
+As SEAM's retraining test (YudeWang/semantic-segmentation-codebase@a40f6c6:experiment/seamv1-pseudovoc/test.py:67-98
+and lib/utils/DenseCRF.py:5-39): the mean of the logits over scales and flips, softmax, a 1-iteration CRF with
 Gaussian 3/3 and bilateral 32/13/10.
 """
 

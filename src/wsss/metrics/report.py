@@ -9,7 +9,8 @@ from pathlib import Path
 
 from wsss.io import atomic_path
 
-SALIENCY_COLUMNS = (  # (key, header): LDF's Table 2 columns first (ldf.md §6.1, §7)
+# (key, header): LDF's Table 2 columns first (Wei et al. CVPR'20, Table 2; weijun88/LDF@d49ff02:eval/main.m:78-107)
+SALIENCY_COLUMNS = (
     ("mae", "MAE"), ("adp_f", "adpF(mF)"), ("ldf_e", "E_xi(LDF)"), ("adp_e", "adpE"),
     ("mean_f", "meanF"), ("max_f", "maxF"), ("mean_e", "meanE"), ("max_e", "maxE"),
     ("s_measure", "S"), ("wf", "wF"),

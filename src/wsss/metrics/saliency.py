@@ -1,4 +1,5 @@
-"""Salient object detection metrics, computed by pysodmetrics (``py_sod_metrics``), ldf.md §6.
+"""Salient object detection metrics, computed by pysodmetrics (``py_sod_metrics``), beside LDF's own
+MATLAB evaluation (weijun88/LDF@d49ff02:eval/main.m).
 
 Columns (each the mean over images):
 
@@ -7,9 +8,9 @@ Columns (each the mean over images):
   (pysodmetrics' max F; LDF's MATLAB maxF is the F of the mean PR curve instead);
 * ``adp_e`` / ``mean_e`` / ``max_e``: E-measure at the adaptive threshold / over thresholds;
   ``s_measure`` (α = 0.5); ``wf``: weighted F (β = 1);
-* ``ldf_e``: LDF's own E_ξ (``eval/Emeasure.m``): threshold 2·mean *uncapped*, strict ``>``,
-  computed with pysodmetrics' ``Emeasure.cal_em_with_threshold`` (ldf.md §6.2 point 1). Only
-  in this column, LDF's skip rule (``main.m`` L75) applies: an image whose prediction or
+* ``ldf_e``: LDF's own E_ξ (weijun88/LDF@d49ff02:eval/Emeasure.m:21-26): threshold 2·mean *uncapped*, strict ``>``,
+  computed with pysodmetrics' ``Emeasure.cal_em_with_threshold`` without its cap at 1. Only
+  in this column, LDF's skip rule (weijun88/LDF@d49ff02:eval/main.m:75) applies: an image whose prediction or
   ground truth is all zero scores 0 but still counts.
 
 Inputs are read on the 0..255 grey scale (16-bit maps keep every level, ``wsss.io.read_grey``) and
@@ -29,7 +30,7 @@ from wsss.io import read_grey
 from wsss.metrics.segmentation import map_chunks
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-BETA2 = 0.3  # F-measure β² of the SOD literature (Achanta et al. 2009; LDF Fmeasure.m)
+BETA2 = 0.3  # F-measure β² of the SOD literature (Achanta et al. 2009; weijun88/LDF@d49ff02:eval/Fmeasure.m)
 CHUNK = 16
 SCALARS = ("mae", "adp_f", "adp_e", "s_measure", "wf", "ldf_e")
 CURVES = ("precision", "recall", "f_measure", "e_measure")
@@ -79,9 +80,9 @@ def ldf_emeasure(emeasure: "psm.Emeasure", pred: np.ndarray, gt: np.ndarray) -> 
     """LDF's E_ξ of one prepared pair (pred in [0, 1], gt bool), skip rule included.
 
     LDF binarises with ``pred > 2·mean`` and no cap at 1; pysodmetrics binarises with ``>=``,
-    so the threshold is moved to the next float above 2·mean (ldf.md §6.1, §6.2).
+    so the threshold is moved to the next float above 2·mean (weijun88/LDF@d49ff02:eval/Emeasure.m:22-26).
     """
-    if not pred.any() or not gt.any():  # main.m L75: max(fg) == 0 || max(gt) == 0 scores 0
+    if not pred.any() or not gt.any():  # weijun88/LDF@d49ff02:eval/main.m:75: max(fg) == 0 || max(gt) == 0 scores 0
         return 0.0
     emeasure.gt_fg_numel = np.count_nonzero(gt)
     emeasure.gt_size = gt.size

@@ -1,20 +1,21 @@
 """Semantic segmentation metrics: one confusion matrix over the whole set, mIoU, CAM sweeps.
 
-Conventions (wsss-methods.md §5):
+Conventions:
 
-* The confusion (rows = ground truth, columns = prediction, int64) is accumulated over the
-  whole image list, not averaged per image (SEAM ``evaluation.py``, irn ``eval_sem_seg.py``
+* The confusion (rows = ground truth, columns = prediction, int64) is accumulated over the whole image list, not
+  averaged per image (YudeWang/SEAM@3212261:evaluation.py:10-82, jiwoon-ahn/irn@a2ece00:step/eval_sem_seg.py:8-31
   via chainercv). SEAM counts in int32, which nearly overflows on train_aug's background.
-* Ground-truth 255 (void) pixels are ignored. A predicted 255 counts as background, as irn
-  ``eval_sem_seg.py`` does (SEAM's script counts it as no class at all, i.e. only as a miss).
+* Ground-truth 255 (void) pixels are ignored. A predicted 255 counts as background, as
+  jiwoon-ahn/irn@a2ece00:step/eval_sem_seg.py:15 does (SEAM's script counts it as no class at all, i.e. only as a
+  miss).
 * IoU_c = TP / (TP + FP + FN). A class absent from both ground truth and prediction has an
   undefined IoU (``None`` in the results) and is left out of the mean, like chainercv's
   ``nanmean``; SEAM's ``+1e-10`` would count it as 0. When every class occurs in the
   ground truth (VOC train and val), both give the same mIoU.
-* CAMs are turned into labels as in SEAM ``evaluation.py --type npy``: argmax over a constant
-  background score ``t`` and the CAMs of the present classes; at equal scores the lower index
-  wins, so background wins a tie with a foreground class. The sweep over ``t`` follows
-  ``evaluation.py --curve`` (t = 0.00 ... 0.59).
+* CAMs are turned into labels as in SEAM's ``evaluation.py --type npy`` (YudeWang/SEAM@3212261:evaluation.py:25-33):
+  argmax over a constant background score ``t`` and the CAMs of the present classes; at equal scores the lower index
+  wins, so background wins a tie with a foreground class. The sweep over ``t`` follows ``evaluation.py --curve``
+  (t = 0.00 ... 0.59; YudeWang/SEAM@3212261:evaluation.py:123-130).
 
 Images are decoded in worker processes (PNG decoding is the cost); this module imports only
 numpy and PIL so that a whole evaluation process starts fast.

@@ -1,12 +1,12 @@
 """AffinityNet (Ahn & Kwak, CVPR'18, Sec. 3.2) on any backbone, and the pairs of positions it relates.
 
-The network (psa ``network/resnet38_aff.py`` 9-58, jiwoon-ahn/psa@9493e59): 1×1 convs without bias map the
+The network (jiwoon-ahn/psa@9493e59:network/resnet38_aff.py:9-58): 1×1 convs without bias map the
 backbone's three levels ``low``, ``mid``, ``out`` (ResNet-38 conv4, conv5, conv6) to 64, 128 and 256 channels,
 each followed by ELU; their concatenation goes through a 1×1 conv 448→448 and ELU. The affinity of two positions
 ``i``, ``j`` of that feature map is ``exp(-mean_c |f_i - f_j|)`` (Eq. 2, the mean over channels as the code).
 Levels coarser than ``low`` (an output stride 16 backbone) are resized bilinearly to ``low``'s grid.
 
-Pairs (psa ``voc12/data.py`` 130-173, ``infer_aff.py`` 15-47): position ``p`` is paired with ``p + d`` for
+Pairs (jiwoon-ahn/psa@9493e59:voc12/data.py:130-173 and infer_aff.py:15-47): position ``p`` is paired with ``p + d`` for
 the offsets ``d = (dy, dx)`` of :func:`pair_offsets`, the half of the disc of radius ``radius`` that comes
 after ``p`` in raster order (34 offsets for radius 5); with the reverse direction they cover every pair closer
 than ``radius``. Affinities (and the pair labels of ``wsss.losses``) are N×D×h×w tensors: entry ``[n, k, y, x]`` is the pair
@@ -67,7 +67,7 @@ class AffinityNet(nn.Module):
         self.head = nn.Conv2d(sum(LEVEL_CHANNELS.values()), FEATURE_CHANNELS, 1, bias=False)
         for projection in self.projections.values():
             nn.init.kaiming_normal_(projection.weight)
-        nn.init.xavier_uniform_(self.head.weight, gain=4)   # psa resnet38_aff.py 19-22
+        nn.init.xavier_uniform_(self.head.weight, gain=4)   # jiwoon-ahn/psa@9493e59:network/resnet38_aff.py:19-22
 
     @property
     def stride(self) -> int:
@@ -84,5 +84,6 @@ class AffinityNet(nn.Module):
         return F.elu(self.head(torch.cat(projected, 1)))
 
     def param_groups(self) -> tuple[list, list, list, list]:
-        """Backbone weights, backbone biases, new weights, new biases (lr ×1, ×2, ×10, ×20; reference §0)."""
+        """Backbone weights, backbone biases, new weights, new biases (lr ×1, ×2, ×10, ×20;
+        jiwoon-ahn/psa@9493e59:train_aff.py:68-74)."""
         return param_groups(self, self.backbone)

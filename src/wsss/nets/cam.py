@@ -1,4 +1,4 @@
-"""The CAM classifier (Zhou et al., CVPR'16) as psa trains it (``network/resnet38_cls.py``; reference §1a):
+"""The CAM classifier (Zhou et al., CVPR'16) as psa trains it (jiwoon-ahn/psa@9493e59:network/resnet38_cls.py:12-31):
 backbone → global average pooling → Dropout2d → 1×1 conv without bias (``fc8``, xavier init) → logits.
 """
 
@@ -48,5 +48,6 @@ class CAMNet(nn.Module):
         return maps if classes is None else maps.index_select(1, classes)
 
     def param_groups(self) -> tuple[list, list, list, list]:
-        """Backbone weights, backbone biases, new weights, new biases (lr ×1, ×2, ×10, ×20; reference §0)."""
+        """Backbone weights, backbone biases, new weights, new biases (lr ×1, ×2, ×10, ×20;
+        jiwoon-ahn/psa@9493e59:train_cls.py:90-96)."""
         return param_groups(self, self.backbone)

@@ -1,11 +1,11 @@
-"""DeepLab segmentation nets for retraining on pseudo labels (reference §9).
+"""DeepLab segmentation nets for retraining on pseudo labels (the retraining step SEAM and SC-CAM point to).
 
 * ``deeplab_v2``: ASPP, four parallel 3×3 convs with dilations 6/12/18/24 whose class scores are summed
-  (Chen et al., TPAMI 2018), on ResNet-101 at output stride 8, as SC-CAM retrains with
-  kazuto1011/deeplab-pytorch (``libs/models/deeplabv2.py``: N(0, 0.01) weights, zero biases).
-* ``deeplab_v1``: the LargeFOV head as SEAM retrains it on ResNet-38d (YudeWang/semantic-segmentation-codebase
-  ``lib/net/deeplabv1.py``): 3×3 dilation-12 conv to 512, BN, ReLU, 1×1 conv 512, BN, ReLU, dropout 0.5,
-  1×1 conv to the classes.
+  (Chen et al., TPAMI 2018), on ResNet-101 at output stride 8, as SC-CAM retrains with deeplab-pytorch
+  (kazuto1011/deeplab-pytorch@4219467:libs/models/deeplabv2.py:17-35: N(0, 0.01) weights, zero biases).
+* ``deeplab_v1``: the LargeFOV head as SEAM retrains it on ResNet-38d
+  (YudeWang/semantic-segmentation-codebase@a40f6c6:lib/net/deeplabv1.py:21-26, 42-54):
+  3×3 dilation-12 conv to 512, BN, ReLU, 1×1 conv 512, BN, ReLU, dropout 0.5, 1×1 conv to the classes.
 
 Both work on any backbone of :mod:`wsss.nets.backbones` (``small`` in the smoke profile).
 """

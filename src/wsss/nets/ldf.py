@@ -1,4 +1,5 @@
-"""LDF: the label-decoupling network (Wei et al. CVPR 2020, Fig. 2; the reference's ``net.py``, ldf.md §2).
+"""LDF: the label-decoupling network (Wei et al. CVPR 2020, Fig. 2;
+weijun88/LDF@d49ff02:train-fine/net.py:84-215).
 
 A backbone at output stride 32 (a ResNet, or an EfficientNet-Lite in the ``lite`` profile) gives four
 levels (strides 4–32). Each branch, body and detail, has
@@ -99,7 +100,7 @@ class InteractionEncoder(nn.Module):
 
 class LDF(nn.Module):
     """The LDF network on a backbone with ``pyramid()`` (output stride 32); ``width`` channels in the head
-    (64 in the reference)."""
+    (64 in weijun88/LDF@d49ff02:train-fine/net.py:169-177)."""
 
     def __init__(self, backbone: Backbone, width: int = 64):
         super().__init__()
@@ -124,7 +125,7 @@ class LDF(nn.Module):
 
     def outputs(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> LDFOutputs:
         """All six logit maps, in either mode (the coarse model's body₂/detail₂ are the fine stage's targets,
-        the reference's ``train-coarse/test.py``)."""
+        weijun88/LDF@d49ff02:train-coarse/test.py:30-46)."""
         return LDFOutputs(*self._logits(x, size, LDFOutputs._fields))
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -147,7 +148,8 @@ class LDF(nn.Module):
 
     def param_groups(self) -> tuple[list, list, list, list]:
         """(backbone params, [], head params, []) for the engine: LDF decays every parameter, BN and biases
-        included, and its lr multipliers are (backbone factor, ·, 1, ·) (ldf.md §4)."""
+        included, and its lr multipliers are (backbone factor, ·, 1, ·)
+        (weijun88/LDF@d49ff02:train-fine/train.py:36-51)."""
         backbone = {id(p) for p in self.backbone.parameters()}
         trainable = [p for p in self.parameters() if p.requires_grad]
         return ([p for p in trainable if id(p) in backbone], [],
@@ -158,8 +160,8 @@ def build_ldf(backbone: str, weights: str = "", width: int = 64) -> LDF:
     """LDF on ``resnet50``, ``small`` or an EfficientNet-Lite (output stride 32) with ``width`` head channels;
     ``weights`` as :func:`build_backbone`.
 
-    With pretrained weights the stem (the first stage: conv1, bn1) is kept out of training like the reference
-    (its BN statistics still update); from scratch everything trains.
+    With pretrained weights the stem (the first stage: conv1, bn1) is kept out of training as in
+    weijun88/LDF@d49ff02:train-fine/train.py:36-43 (its BN statistics still update); from scratch everything trains.
     """
     net = build_backbone(backbone, weights, output_stride=32, frozen_bn=False, frozen_stages=0)
     if weights:

@@ -6,7 +6,7 @@ saved as a ``model.pt`` that the stages read like a trained one:
 
 * ``seam``: SEAM's ``resnet38_SEAM.pth`` → the ``seam`` network on ``resnet38d``
   (YudeWang/SEAM@3212261:network/resnet38_SEAM.py:16-20: ``fc8``, ``f8_3``, ``f8_4``, ``f9``); the PCM's
-  ``f9`` reads [image, f8_3, f8_4] there (line 44) and [proj_low, proj_mid, image] here, so its input
+  ``f9`` reads [image, f8_3, f8_4] there (line 45) and [proj_low, proj_mid, image] here, so its input
   channels are reordered.
 * ``psa_cls``: psa's ``res38_cls.pth`` → the ``cam`` network on ``resnet38d``
   (jiwoon-ahn/psa@9493e59:network/resnet38_cls.py:14: ``fc8``, 20 classes).
@@ -49,7 +49,7 @@ def _resnet38_name(heads: dict[str, str], key: str) -> str:
 
 
 def ldf_name(key: str) -> str:
-    """One key of LDF's ``net.py`` → the key of :class:`wsss.nets.ldf.LDF`."""
+    """One key of weijun88/LDF@d49ff02:train-fine/net.py → the key of :class:`wsss.nets.ldf.LDF`."""
     rules = (
         (r"bkbone\.(.*)", r"backbone.\1"),
         (r"conv([2-5])b\.(.*)", lambda m: f"lateral_body.levels.{LDF_LEVELS[m[1]]}.{m[2]}"),
@@ -145,7 +145,8 @@ def read_mxnet_params(path: str | Path) -> dict[str, np.ndarray]:
 
 def resnet38_from_mxnet(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     """ademxapp's ImageNet ResNet-38 arrays (``arg:res2a_branch2a_weight``, ``aux:bn7_moving_var``, ...) under
-    the ``resnet38d`` backbone's keys, its 1000-class ``linear1000`` dropped (psa resnet38d.py:224-261)."""
+    the ``resnet38d`` backbone's keys, its 1000-class ``linear1000`` dropped
+    (jiwoon-ahn/psa@9493e59:network/resnet38d.py:224-261)."""
     state = {}
     for key, value in arrays.items():
         name = key.split(":", 1)[-1]

@@ -1,5 +1,5 @@
-"""ResNet-38d: the wide pre-activation ResNet-38 (Wu, Shen, van den Hengel, "Wider or Deeper", PR 2019)
-as psa, SEAM and SC-CAM use it (``network/resnet38d.py``; reference §0).
+"""ResNet-38d: the wide pre-activation ResNet-38 (Wu, Shen, van den Hengel, "Wider or Deeper", PR 2019) as psa, SEAM
+and SC-CAM use it (jiwoon-ahn/psa@9493e59:network/resnet38d.py:120-213; SEAM's and SC-CAM's copies are alike).
 
 conv1a 3→64, then residual units b2 (stride 2), b3 (stride 2), b4 (stride 2: output stride 8), b5 (dilation 2),
 the bottlenecks b6 (dilation 4, dropout 0.3) and b7 (4096 channels, dilation 4, dropout 0.5), and bn7 + ReLU.

@@ -1,15 +1,16 @@
 """SC-CAM's network (Chang et al., CVPR'20, §3): the CAM classifier plus a sub-category head
-(SC-CAM ``network/resnet38_cls.py`` 31-41; reference §7).
+(Juliachang/SC-CAM@191ec48:network/resnet38_cls.py:31-41).
 
 Both heads are bias-free 1×1 convs with xavier init on the same pooled feature: ``classifier`` gives the 20
 parent-class logits (``fc8_20``), ``sub_classifier`` the 20·K sub-category logits (``fc8_200`` at K = 10), where
 sub-category ``k`` of parent class ``c`` is output ``c·K + k`` (the labels of ``wsss.data.subcategories``).
 
-The CAM that inference reads is the parent classifier's (``cam_source="cam"``), as the official
-``infer_cls.py`` saves. ``"subcategory"`` gives the merged sub-category CAM instead: per parent class the
-maximum over its K sub-category maps, each max-normalised first (``infer_utils.py`` 433-444, 481-494: the
-"cls200" map). The official code normalises the multi-scale sum of each sub-map; here each view's sub-maps
-are normalised, merged, and the views then summed and normalised as every CAM (``wsss.infer.cam``).
+The CAM that inference reads is the parent classifier's (``cam_source="cam"``), as
+Juliachang/SC-CAM@191ec48:infer_cls.py saves. ``"subcategory"`` gives the merged sub-category CAM instead: per
+parent class the maximum over its K sub-category maps, each max-normalised first
+(Juliachang/SC-CAM@191ec48:tool/infer_utils.py:433-444, 481-494: the "cls200" map). The official code normalises the
+multi-scale sum of each sub-map; here each view's sub-maps are normalised, merged, and the views then summed and
+normalised as every CAM (``wsss.infer.cam``).
 """
 
 from __future__ import annotations

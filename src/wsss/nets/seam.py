@@ -1,19 +1,19 @@
 """SEAM's network (Wang et al., CVPR'20): the CAM classifier with 21 outputs plus the pixel correlation module
-(SEAM ``network/resnet38_SEAM.py``; reference §3).
+(YudeWang/SEAM@3212261:network/resnet38_SEAM.py:11-84).
 
 * ``classifier``: 1×1 conv, no bias, 21 outputs; channel 0 is the background, which the training loss
-  overwrites with ``1 − max_c`` so it never receives a gradient (``train_SEAM.py`` 131-132).
-* PCM (paper Eq. 4, ``resnet38_SEAM.py`` 52-63): ``proj_low`` (64 ch) and ``proj_mid`` (128 ch) are 1×1
-  convs of the two stride-8 backbone levels (ResNet-38 conv4/conv5), concatenated with the image resized to
-  the feature size, then ``proj`` (1×1, 192 ch). With ``f`` L2-normalised over channels, the affinity is
-  ``ReLU(fᵀf)`` over every pair of positions, normalised so that each target column sums to 1, and the
-  revised CAM is ``ŷ[:, j] = Σ_i y[:, i] · aff[i, j]``, where ``y`` is the max-normalised,
-  background-completed CAM with only each pixel's strongest foreground class kept (lines 34-40).
+  overwrites with ``1 − max_c`` so it never receives a gradient (YudeWang/SEAM@3212261:train_SEAM.py:131-132).
+* PCM (paper Eq. 4, YudeWang/SEAM@3212261:network/resnet38_SEAM.py:52-63): ``proj_low`` (64 ch) and ``proj_mid``
+  (128 ch) are 1×1 convs of the two stride-8 backbone levels (ResNet-38 conv4/conv5), concatenated with the image
+  resized to the feature size, then ``proj`` (1×1, 192 ch). With ``f`` L2-normalised over channels, the affinity is
+  ``ReLU(fᵀf)`` over every pair of positions, normalised so that each target column sums to 1, and the revised CAM
+  is ``ŷ[:, j] = Σ_i y[:, i] · aff[i, j]``, where ``y`` is the max-normalised, background-completed CAM with only
+  each pixel's strongest foreground class kept (YudeWang/SEAM@3212261:network/resnet38_SEAM.py:34-40).
 * At output stride 16 (the ``lite`` profile's EfficientNet) the stride-8 ``low`` level is average-pooled to the
   CAM's size; SEAM itself runs ResNet-38 at stride 8, where both levels already have it.
 * ``official_detach`` (default): as the official code, ``y`` and the two backbone levels are detached
-  (lines 34-45), so PCM gradients train only the three projections. Off: as the paper reads, gradients of the
-  PCM output reach the backbone and the classifier too.
+  (YudeWang/SEAM@3212261:network/resnet38_SEAM.py:34-43), so PCM gradients train only the three projections. Off: as
+  the paper reads, gradients of the PCM output reach the backbone and the classifier too.
 * ``pcm_classes``: ``"all"`` (official) builds ``y`` from all 20 foreground maps, so an absent class's
   faint positive map, max-normalised to 1, can be a pixel's strongest class and zero the present one (on the
   smoke benchmark it is on 77 % of the object cells; ``docs/experiments/scripts/diagnose_pcm.py``). ``"present"`` keeps
@@ -38,8 +38,9 @@ NUM_CLASSES = 21  # background + the 20 VOC classes
 
 
 def max_norm(cams: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Per (sample, class) ``relu(x − min − eps) / (max − min + eps)`` of ``relu(x)`` (SEAM ``tool/visualization.py``
-    ``max_norm``, 54-67); after the ReLU the minimum is usually 0, so it is a max normalisation."""
+    """Per (sample, class) ``relu(x − min − eps) / (max − min + eps)`` of ``relu(x)`` (``max_norm``,
+    YudeWang/SEAM@3212261:tool/visualization.py:54-67); after the ReLU the minimum is usually 0, so it is a max
+    normalisation."""
     cams = F.relu(cams)
     low = cams.amin(dim=(2, 3), keepdim=True)
     high = cams.amax(dim=(2, 3), keepdim=True)
@@ -47,12 +48,14 @@ def max_norm(cams: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
 
 
 def with_background(cams: torch.Tensor) -> torch.Tensor:
-    """Channel 0 replaced by ``1 − max`` over the foreground channels (``train_SEAM.py`` 131-132)."""
+    """Channel 0 replaced by ``1 − max`` over the foreground channels
+    (YudeWang/SEAM@3212261:train_SEAM.py:131-132)."""
     return torch.cat([1 - cams[:, 1:].amax(dim=1, keepdim=True), cams[:, 1:]], dim=1)
 
 
 def max_onehot(cams: torch.Tensor) -> torch.Tensor:
-    """Keep, per pixel, the background channel and only the strongest foreground channel (``train_SEAM.py`` 26-30)."""
+    """Keep, per pixel, the background channel and only the strongest foreground channel
+    (YudeWang/SEAM@3212261:train_SEAM.py:26-30)."""
     foreground = cams[:, 1:]
     strongest = foreground == foreground.amax(dim=1, keepdim=True)
     return torch.cat([cams[:, :1], foreground * strongest], dim=1)
@@ -60,7 +63,8 @@ def max_onehot(cams: torch.Tensor) -> torch.Tensor:
 
 def pcm_input(cams: torch.Tensor) -> torch.Tensor:
     """The CAM the PCM revises: ReLU, max-normalised per class (``relu(x − 1e-5) / (max + 1e-5)``), background
-    ``1 − max_fg``, only the strongest foreground class kept per pixel (``resnet38_SEAM.py`` 34-40)."""
+    ``1 − max_fg``, only the strongest foreground class kept per pixel
+    (YudeWang/SEAM@3212261:network/resnet38_SEAM.py:34-40)."""
     cams = F.relu(cams)
     cams = F.relu(cams - 1e-5) / (cams.amax(dim=(2, 3), keepdim=True) + 1e-5)
     return max_onehot(with_background(cams))
@@ -85,7 +89,7 @@ class SEAMNet(CAMNet):
     ``forward(x, labels)`` returns ``(cam, pcm)``: the raw class maps N×21×h×w (logits, before any ReLU) and the
     PCM output N×21×h×w, both at the backbone's stride (the loss resizes them to the input). ``cam(x, classes)``
     is what the multi-scale inference reads: the foreground channels ``classes`` (0..19; all 20 if None) of the
-    PCM output (``cam_source="pcm"``, as SEAM ``infer_SEAM.py`` line 60) or of the ReLU'd raw CAM (``"cam"``).
+    PCM output (``cam_source="pcm"``, as YudeWang/SEAM@3212261:infer_SEAM.py:60) or of the ReLU'd raw CAM (``"cam"``).
     """
 
     def __init__(self, backbone: Backbone, dropout: float = 0.5, official_detach: bool = True,
@@ -102,7 +106,8 @@ class SEAMNet(CAMNet):
         self.init_pcm()
 
     def init_pcm(self) -> None:
-        """(Re-)initialise the PCM's projections as the official code (``resnet38_SEAM.py`` 22-25)."""
+        """(Re-)initialise the PCM's projections as the official code
+        (YudeWang/SEAM@3212261:network/resnet38_SEAM.py:22-25)."""
         nn.init.kaiming_normal_(self.proj_low.weight)
         nn.init.kaiming_normal_(self.proj_mid.weight)
         nn.init.xavier_uniform_(self.proj.weight, gain=4)
@@ -128,7 +133,7 @@ class SEAMNet(CAMNet):
 
     def pcm_features(self, low: torch.Tensor, mid: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """The features whose cosine affinity the PCM uses: ``proj`` of the projected levels and the image resized
-        to their size (``resnet38_SEAM.py`` 42-45)."""
+        to their size (YudeWang/SEAM@3212261:network/resnet38_SEAM.py:42-45)."""
         return self.proj(torch.cat([F.relu(self.proj_low(low)), F.relu(self.proj_mid(mid)), image], dim=1))
 
     def _pcm_classes_of(self, cam: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:

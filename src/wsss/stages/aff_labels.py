@@ -1,5 +1,5 @@
 """Stage ``aff_labels``: AffinityNet's training labels from the dense CRF of the CAMs at ``crf.alpha_low`` and
-``crf.alpha_high`` (psa ``infer_cls.py`` la/ha CRFs and ``voc12/data.py`` 222-229; reference §8)."""
+``crf.alpha_high`` (jiwoon-ahn/psa@9493e59:infer_cls.py:104-110 and voc12/data.py:222-229)."""
 
 from __future__ import annotations
 

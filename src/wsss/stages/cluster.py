@@ -1,5 +1,5 @@
-"""Stage ``cluster``: SC-CAM's sub-category labels of one round from the extracted features (SC-CAM
-``create_pseudo_label.py``; reference §7): k-means per parent class (``wsss.data.subcategories``).
+"""Stage ``cluster``: SC-CAM's sub-category labels of one round from the extracted features
+(Juliachang/SC-CAM@191ec48:create_pseudo_label.py:171-193): k-means per parent class (``wsss.data.subcategories``).
 
 Writes ``labels.npz`` for the round's ``train_cls`` and a figure of a few parent classes' clusters (a row of
 images from each of three clusters), also an MLflow artifact with the cluster sizes.

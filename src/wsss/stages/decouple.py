@@ -1,4 +1,5 @@
-"""Stage ``decouple``: body and detail maps of every training mask (LDF label decoupling, ldf.md §1).
+"""Stage ``decouple``: body and detail maps of every training mask (LDF label decoupling,
+weijun88/LDF@d49ff02:utils.py:7-25).
 
 Writes ``<out>/<SET>/{body,detail}/<name>.png`` for each of ``sod.train_sets``, atomically.
 """

@@ -1,5 +1,5 @@
 """Stage ``extract_features``: the pooled features of every image of a split (``train_aug``) under the previous round's
-classifier (SC-CAM ``extract_feature.py``; reference §1d, §7), the input of the ``cluster`` stage.
+classifier (Juliachang/SC-CAM@191ec48:extract_feature.py:73-97), the input of the ``cluster`` stage.
 
 ``--network`` names the classifier's network: round 1 reads the initial method's classifier (``cam``: psa's,
 as the official code), later rounds the previous SC-CAM round's. Writes ``features.npz`` (``ids``,

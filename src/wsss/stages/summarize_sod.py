@@ -4,7 +4,7 @@ supervision ablation (LDF Table 5), from ``wsss evaluate saliency`` JSONs.
 The ablation's items are labelled ``supervision@seed``: each row holds every seed's scores, their mean and
 their spread (max − min over the seeds), and a Markdown table of mean ± spread is written beside the JSON.
 
-Prints the table beside LDF's published Table 2 (ldf.md §7) and logs every figure to MLflow.
+Prints the table beside LDF's published Table 2 (Wei et al. CVPR'20) and logs every figure to MLflow.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from wsss.metrics.report import format_saliency_table
 from wsss.stages.common import stage_config
 from wsss.tracking import config_stage_run
 
-# LDF's Table 2 (MAE, mF = adaptive F, E_ξ), ldf.md §7
+# LDF's Table 2 (MAE, mF = adaptive F, E_ξ), as weijun88/LDF@d49ff02:fig/table.png prints it
 LDF_TABLE2 = {
     "ECSSD": (0.034, 0.930, 0.925), "PASCAL-S": (0.060, 0.848, 0.865), "DUTS-TE": (0.034, 0.855, 0.910),
     "HKU-IS": (0.027, 0.914, 0.954), "DUT-OMRON": (0.051, 0.773, 0.873), "THUR15K": (0.064, 0.764, 0.842),

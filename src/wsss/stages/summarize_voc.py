@@ -1,7 +1,7 @@
 """Stage ``summarize_voc``: ``results/voc_miou.json``, the headline of the WSSS chain.
 
 DeepLab's mIoU on ``val`` beside the quality of what it was trained from (CAM and the pseudo labels of
-``pseudo``: crf, rw or rw_crf, both on ``train``: the field's protocol, reference §5; the CAMs' equivariance error), with
+``pseudo``: crf, rw or rw_crf, both on ``train``: the field's protocol; the CAMs' equivariance error), with
 the configuration hash.
 """
 

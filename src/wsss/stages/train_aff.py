@@ -1,6 +1,6 @@
 """Stage ``train_aff``: AffinityNet on the la/ha CRF labels of ``train_aug``, in the shared engine.
 
-psa ``train_aff.py`` (jiwoon-ahn/psa@9493e59, lines 43-62): random crop (the image padded with the mean colour,
+jiwoon-ahn/psa@9493e59:train_aff.py:43-62: random crop (the image padded with the mean colour,
 the labels with 255), horizontal flip and colour jitter, no rescaling; the loss ``wsss.losses.affinity_loss``.
 """
 

@@ -2,10 +2,10 @@
 
 Trained on ``train_aug`` with psa's augmentation (random resize-long, flip, colour jitter, crop) and its
 four learning-rate groups. The method's ``network`` (``wsss.nets.registry``) decides the rest: ``cam``, the
-CAM classifier with the multilabel soft-margin loss (Zhou et al. 2016; psa ``train_cls.py``); ``seam``,
-SEAM's network with its siamese losses (SEAM ``train_SEAM.py``); ``sccam``, one round of SC-CAM: its
+CAM classifier with the multilabel soft-margin loss (Zhou et al. 2016; jiwoon-ahn/psa@9493e59:train_cls.py); ``seam``,
+SEAM's network with its siamese losses (YudeWang/SEAM@3212261:train_SEAM.py); ``sccam``, one round of SC-CAM: its
 two-head network on the parent and the sub-category labels of ``--labels`` (the cluster stage's file),
-from ``train_cls.weights`` in every round (SC-CAM ``script.sh``), tagged with the round in MLflow.
+from ``train_cls.weights`` in every round (Juliachang/SC-CAM@191ec48:script.sh:22-48), tagged with the round in MLflow.
 """
 
 from __future__ import annotations

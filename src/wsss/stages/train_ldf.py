@@ -1,4 +1,5 @@
-"""Stage ``train_ldf``: LDF trained on body/detail targets in the shared engine (ldf.md §3–4).
+"""Stage ``train_ldf``: LDF trained on body/detail targets in the shared engine
+(weijun88/LDF@d49ff02:train-fine/train.py:18-80).
 
 The network and its six-term loss from the registry (``ldf``; ``wsss.losses.ldf_loss``). SGD with Nesterov momentum, weight decay on every parameter, the backbone at
 ``backbone_lr_factor`` × the head's learning rate, the triangular schedule set per epoch; one

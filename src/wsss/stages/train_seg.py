@@ -1,4 +1,4 @@
-"""Stage ``train_seg``: DeepLab retrained on the pseudo labels (reference §9), in the shared engine.
+"""Stage ``train_seg``: DeepLab retrained on the pseudo labels (``wsss.nets.deeplab``), in the shared engine.
 
 Cross-entropy with 255 ignored on logits upsampled to the crop; random scale, flip and crop.
 """
