@@ -84,16 +84,35 @@ def test_snakemake_builds_then_does_nothing_then_reruns_only_what_a_param_touche
                                                   "summarize_voc"}
 
 
+def tree_bytes(root, folders) -> dict:
+    """Relative path -> bytes of every file under ``folders`` of ``root``."""
+    return {str(path.relative_to(root)): path.read_bytes()
+            for folder in folders for path in sorted((root / folder).rglob("*")) if path.is_file()}
+
+
 @pytest.mark.slow
-def test_dvc_repro_builds_then_is_up_to_date_and_dvc_exp_set_reruns_only_that_branch(project):
-    """The two pipelines' final stages and all they depend on (the ablations are covered by the Snakemake tests)."""
+def test_dvc_repro_builds_then_is_up_to_date_and_dvc_exp_set_reruns_only_that_branch(project, tmp_path):
+    """The two pipelines' final stages and all they depend on (the ablations are covered by the Snakemake tests);
+    a remote restores them in a fresh clone, where neither runner then has anything to do."""
     stages = ["summarize_voc", "summarize_sod"]
+    targets = ["results/voc_miou.json", "results/sod_metrics.json"]
     run(["dvc", "repro", *stages], project)
     assert (project / "data/prepared/voc/cls_labels.npy").is_file()
     assert "up to date" in run(["dvc", "status", *stages], project)
-    assert planned_rules(project, "results/voc_miou.json", "results/sod_metrics.json") == set()
+    assert planned_rules(project, *targets) == set()
+    run(["dvc", "remote", "add", "-d", "store", str(tmp_path / "remote")], project)
     run(["git", "add", "-A"], project)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "repro"], project)
+    run(["dvc", "push", "--with-deps", *stages], project)
+
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
+    run(["dvc", "pull", "--with-deps", *stages], clone)
+    outputs = ("data/synth", "data/prepared", "data/cams", "data/pseudo", "models", "results")
+    assert tree_bytes(clone, outputs) == tree_bytes(project, outputs)
+    assert "up to date" in run(["dvc", "status", *stages], clone)
+    run(["snakemake", "--touch", "--cores", "1", *targets], clone)
+    assert planned_rules(clone, *targets) == set()
 
     out = run(["dvc", "exp", "run", "-S", "synth_sod.seed=7", *stages], project)
     assert "Running stage 'synth_sod'" in out and "Running stage 'prepare_sod'" in out
