@@ -27,7 +27,7 @@ from wsss.cli import main
 from wsss.config import deep_merge
 from wsss.data.cam_files import load_cams, save_cams
 
-from conftest import ROOT
+from conftest import ROOT, closed_port
 
 pytestmark = pytest.mark.reliability
 
@@ -412,14 +412,8 @@ def test_too_many_workers_is_refused(project):
 
 # -- tracking ---------------------------------------------------------------------------------------------
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_an_unreachable_tracking_server_fails_in_seconds_before_any_result(project, monkeypatch):
-    address = f"http://127.0.0.1:{_closed_port()}"
+    address = f"http://127.0.0.1:{closed_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", address)
     start = time.perf_counter()
     result = fails_touching_nothing(project, ["evaluate", "segmentation", "--pred", PSEUDO,
