@@ -2,12 +2,15 @@
 
 Every stage reads ``params.yaml`` (``--params``) and accepts ``--set key.path=value`` overrides.
 Stage modules are imported only when their command runs, so light commands start fast.
+``wsss --processes N train-…`` runs a training command as N DDP processes (``torchrun --standalone``: one per
+GPU, or gloo processes on a CPU); the workflow's training rules pass their ``gpu`` resource.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +25,16 @@ def _workers(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number of processes, got {text!r}") from None
     if not 1 <= value <= MAX_WORKERS:
         raise argparse.ArgumentTypeError(f"must be in 1..{MAX_WORKERS}, got {value}")
+    return value
+
+
+def _processes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of processes, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 
@@ -57,6 +70,7 @@ STAGES = {
     "train-ldf": ("train_ldf", "train LDF on body/detail maps", ("sod", "labels", "out")),
     "infer-ldf": ("infer_ldf", "LDF saliency maps of a SOD set", ("sod", "model", "out")),
 }
+TRAINING_COMMANDS = tuple(command for command in STAGES if command.startswith("train-"))
 
 
 def _flag_overrides(args: argparse.Namespace, section: str, names: tuple[str, ...]) -> list[str]:
@@ -65,7 +79,9 @@ def _flag_overrides(args: argparse.Namespace, section: str, names: tuple[str, ..
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wsss", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="wsss", description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--processes", type=_processes, default=1, metavar="N",
+                        help="run a training command as N DDP processes through torchrun (N <= 1: this process)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="datasets: synthetic benchmarks, prepare, download").add_subparsers(
@@ -194,10 +210,13 @@ def check_paths(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run a command; an expected failure (bad input, a file that cannot be read or written) is one line naming
     the file or key, exit code 2. Anything else is a bug and keeps its traceback."""
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     from wsss.errors import DownloadError
 
     try:
+        if args.processes > 1 and "LOCAL_RANK" not in os.environ:
+            _launch_processes(args, argv)
         check_paths(args)
         return _dispatch(args) or 0
     except (ValueError, FileNotFoundError, DownloadError) as error:  # ConfigError, DatasetError, OutputError
@@ -209,6 +228,22 @@ def main(argv: list[str] | None = None) -> int:
         print("wsss: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
     return 2
+
+
+def _launch_processes(args: argparse.Namespace, argv: list[str]) -> None:
+    """Replace this process by ``torchrun`` running the same command in ``args.processes`` processes, which share
+    this one's threads (``OMP_NUM_THREADS``, a Snakemake rule's ``threads``; else every CPU)."""
+    if args.command not in TRAINING_COMMANDS:
+        raise ValueError(f"--processes {args.processes}: only the training commands run as several processes "
+                         f"({', '.join(TRAINING_COMMANDS)}), not {args.command}")
+    command = argv[:]
+    at = next(i for i, item in enumerate(command) if item.startswith("--processes"))
+    del command[at: at + (1 if "=" in command[at] else 2)]
+    threads = int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # torch's intra-op pool and MKL's own
+        os.environ[variable] = str(max(1, threads // args.processes))
+    os.execv(sys.executable, [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                              "--nproc_per_node", str(args.processes), "-m", "wsss.cli", *command])
 
 
 def _dispatch(args: argparse.Namespace) -> int | None:

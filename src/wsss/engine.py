@@ -420,6 +420,7 @@ def train(model: nn.Module, loss_fn: LossFn, dataset: Dataset, settings: TrainSe
             progress = Progress(state["step"], state["epoch"], state["batch_in_epoch"], state["epoch_sums"])
             if main:
                 tqdm.write(f"resuming {checkpoint_path} at step {progress.step}/{max_steps} (epoch {progress.epoch})")
+        tracked.set_tags({"processes": str(world)})
         net = model
         if world > 1:
             device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None

@@ -139,6 +139,10 @@ class StageRun:
         if self._mlflow:
             self._mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, step=step)
 
+    def set_tags(self, tags: dict[str, str]) -> None:
+        if self._mlflow:
+            self._mlflow.set_tags(tags)
+
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         if self._mlflow:
             self._mlflow.log_artifact(str(path), artifact_path)

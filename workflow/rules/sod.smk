@@ -70,7 +70,7 @@ rule train_ldf_coarse:
     benchmark:
         "logs/benchmark/ldf/train_ldf_coarse.tsv"
     shell:
-        "wsss train-ldf --sod {input.sod} --labels {input.labels} --out {output} {SET} > {log} 2>&1"
+        "wsss --processes {resources.gpu} train-ldf --sod {input.sod} --labels {input.labels} --out {output} {SET} > {log} 2>&1"
 
 
 rule relabel_ldf:
@@ -110,7 +110,7 @@ rule train_ldf:
     benchmark:
         "logs/benchmark/ldf/train_ldf.tsv"
     shell:
-        "wsss train-ldf --sod {input.sod} --labels {input.labels} --out {output} {params.fine} {SET} > {log} 2>&1"
+        "wsss --processes {resources.gpu} train-ldf --sod {input.sod} --labels {input.labels} --out {output} {params.fine} {SET} > {log} 2>&1"
 
 
 rule train_ldf_ablation:
@@ -129,7 +129,7 @@ rule train_ldf_ablation:
     benchmark:
         "logs/benchmark/ldf/train_ldf_ablation/{supervision}_seed{seed}.tsv"
     shell:
-        "wsss train-ldf --sod {input.sod} --labels {input.labels} --out {output} {SET}"
+        "wsss --processes {resources.gpu} train-ldf --sod {input.sod} --labels {input.labels} --out {output} {SET}"
         " --set ldf.supervision={wildcards.supervision} --set seed={wildcards.seed} > {log} 2>&1"
 
 

@@ -48,7 +48,7 @@ rule train_cls:
     benchmark:
         "logs/benchmark/{method}/train_cls.tsv"
     shell:
-        "wsss train-cls --voc {input.voc}{params.labels} --out {output} {params.set} > {log} 2>&1"
+        "wsss --processes {resources.gpu} train-cls --voc {input.voc}{params.labels} --out {output} {params.set} > {log} 2>&1"
 
 
 rule infer_cam:
@@ -161,7 +161,7 @@ rule train_aff:
     benchmark:
         "logs/benchmark/{method}/train_aff.tsv"
     shell:
-        "wsss train-aff --voc {input.voc} --labels {input.labels} {params.classifier} --out {output} {params.set} > {log} 2>&1"
+        "wsss --processes {resources.gpu} train-aff --voc {input.voc} --labels {input.labels} {params.classifier} --out {output} {params.set} > {log} 2>&1"
 
 
 rule infer_rw:
@@ -216,7 +216,7 @@ rule train_seg:
     benchmark:
         "logs/benchmark/{method}/train_seg.tsv"
     shell:
-        "wsss train-seg --voc {input.voc} --labels {input.labels} {params.classifier} --out {output} {params.set} > {log} 2>&1"
+        "wsss --processes {resources.gpu} train-seg --voc {input.voc} --labels {input.labels} {params.classifier} --out {output} {params.set} > {log} 2>&1"
 
 
 rule infer_seg:
