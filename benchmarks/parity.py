@@ -119,7 +119,7 @@ def cpu_shims():
             del Image.CUBIC
 
 
-# ---------------------------------------------------------------------------------------------- helpers
+# ---------------------------------------------------------------------------------------------- comparison tools
 
 def settings_of(*overrides: str):
     """``params.yaml`` under the ``paper`` profile (the published settings, no smoke-test shrinking)."""
@@ -288,10 +288,12 @@ def cam(checkout: str, image: np.ndarray) -> tuple[dict, np.ndarray]:
     present = norm_cam[PRESENT]
     report = {"image": list(image.shape),
               "settings": {name: getattr(settings, name) for name in ("scales", "flip", "norm", "upsample", "source")},
-              "official_negative_pixels": int((present < 0).sum()), "pixels": int(present.size),
-              "official_min": float(present.min()),
+              "official_negative_pixels": {int(k) + 1: int((norm_cam[k] < 0).sum()) for k in PRESENT},
+              "pixels_per_class": int(image.shape[0] * image.shape[1]),
+              "official_negative_values": sorted({float(f"{v:.3g}") for v in present[present < 0]}),
+              "official_max_per_class": {int(k) + 1: float(norm_cam[k].max()) for k in PRESENT},
               "official_absent_class_values": sorted({round(float(v), 6) for v in np.delete(norm_cam, PRESENT, 0).flat})}
-    for upsample in dict.fromkeys((settings.upsample, "view_first")):
+    for upsample in dict.fromkeys((settings.upsample, "view_first", "direct")):   # direct: psa's one resize
         mine = multiscale_cam(model, image, PRESENT, settings.scales, settings.flip, settings.norm, CPU_FP32, upsample)
         report[f"cam, upsample {upsample}"] = difference(present, mine)
         report[f"cam, upsample {upsample}, official's negatives at 0"] = difference(np.maximum(present, 0), mine)
