@@ -3,7 +3,10 @@ same synthetic inputs through the official code and through this project, and ho
 
     python benchmarks/parity.py --seam-dir CHECKOUT_OF_YudeWang/SEAM --psa-dir CHECKOUT_OF_jiwoon-ahn/psa \
         --ldf-dir CHECKOUT_OF_weijun88/LDF --sccam-dir CHECKOUT_OF_Juliachang/SC-CAM \
-        [--size 224] [--image 92 124] [--parts seam psa_cls ldf seam_loss cam crf affinity ldf_loss sccam]
+        [--size 224] [--image 92 124] [--ldf-size 128] \
+        [--parts seam psa_cls ldf seam_loss cam crf affinity ldf_loss sccam]
+
+Measured figures and the reasons for every gap: docs/experiments/parity.md.
 
 Networks (one forward pass each, eval mode, fp32; each official network built from its checkout, seeded, its
 state dict converted as ``wsss import-weights`` converts a released file): SEAM's CAM and PCM outputs at the input
@@ -18,11 +21,13 @@ an empty ``tensorboardX`` module (imported by train_SEAM.py, never used here), `
 Pillow 10) as the ``BICUBIC`` it was.
 
 * ``seam_loss``: the loss lines of YudeWang/SEAM@3212261:train_SEAM.py:104-142 on the official SEAM network
-  against ``wsss.losses.seam_loss`` on the converted one (both in eval mode, so no dropout draw to share): each
-  loss term and the gradient of every parameter after one backward pass.
+  against ``wsss.losses.seam_loss`` on the converted one (both in eval mode, so no dropout draw to share; the
+  project's backbone frozen as a pretrained build freezes it, the official ``eval()`` freezes the same tensors):
+  each loss term and the gradient of every parameter after one backward pass.
 * ``cam``: the multi-scale, flipped inference of YudeWang/SEAM@3212261:infer_SEAM.py:57-77 (the views of
   ``voc12/data.py`` ``VOC12ClsDatasetMSF``, its image source replaced by the synthetic image) against
-  ``wsss.infer.cam.multiscale_cam`` with SEAM's settings (PCM output, ``minmax``, ``view_first``).
+  ``wsss.infer.cam.multiscale_cam`` with the ``seam`` method's settings (PCM output, ``minmax``, ``view_first``),
+  and with psa's single resize (``direct``) for contrast.
 * ``crf``: jiwoon-ahn/psa@9493e59:tool/imutils.py:200-217 ``crf_inference`` (SEAM's copy too) on the same scores as
   ``wsss.infer.crf.dense_crf``; SEAM's ``_crf_with_alpha`` (YudeWang/SEAM@3212261:infer_SEAM.py:92-104) against
   ``cam_to_pseudo_label`` at alpha 4 and 24, on the official CAM of ``cam``.
