@@ -133,6 +133,17 @@ def test_a_method_entry_picks_the_network_and_overrides_sections():
     assert [row.method for row in seam.seam_ablation] == ["cam", "seam_er", "seam_er_pcm", "seam_ecr", "seam", "seam"]
 
 
+def test_every_method_on_seams_network_resizes_each_views_maps_to_the_view_first():
+    """SEAM's network returns its maps at its input's size (YudeWang/SEAM@3212261:network/resnet38_SEAM.py:48-49),
+    which infer_SEAM.py:61 then resizes to the image: the two resizes of ``upsample: view_first``. The one resize of
+    ``direct`` (psa) gave CAMs up to 0.36 apart from the official ones on the same weights (benchmarks/parity.py)."""
+    data = raw_params()
+    for name in data["methods"]:
+        for profile in ("paper", "smoke"):
+            resolved = resolve(data, [f"method={name}", f"profile={profile}"])
+            assert resolved.infer_cam.upsample == ("view_first" if resolved.network == "seam" else "direct"), name
+
+
 def test_each_method_trains_with_its_papers_settings_which_the_profile_scales():
     """SEAM (YudeWang/SEAM@3212261:train_SEAM.py:35-47, 62) trains at lr 0.01, batch 8, 8 epochs, resize 448-768; psa's CAM at 0.1, 16, 15,
     256-512. The smoke profile's keys win over a method's, so every method trains alike there."""
