@@ -193,7 +193,7 @@ def test_a_dry_run_with_pseudo_rw_plans_the_affinity_chain(project):
     assert planned_rules(project, *target) >= {"aff_labels", "train_aff", "infer_rw", "eval_pseudo", "train_seg"}
     assert "crf" not in planned_rules(project, *target)
     out = run(["snakemake", "-n", "--cores", "1", *target, "--printshellcmds"], project)
-    assert "wsss train-aff --voc data/prepared/voc --labels data/aff_labels/cam/train_aug" in out
+    assert "wsss --processes 1 train-aff --voc data/prepared/voc --labels data/aff_labels/cam/train_aug" in out
     assert "wsss infer-rw --voc data/prepared/voc --model models/cam/affinity/model.pt" in out
     assert "--labels data/rw/cam/train_aug" in out and "results/synthetic-voc/cam/rw_miou.json" in out
     with_crf = run(["snakemake", "-n", "--cores", "1", "results/voc_miou.json", "--config", "pseudo=rw_crf",

@@ -132,7 +132,7 @@ def test_the_profile_switch_reaches_every_stage(project):
     (project / "data/raw/SOD").mkdir(parents=True)
     out = run(["snakemake", "-n", "--cores", "1", "--config", "profile=paper", "--printshellcmds"], project)
     assert "wsss data prepare-voc --out data/prepared/voc --workers 1 --set profile=paper" in out
-    assert ("wsss train-cls --voc data/prepared/voc --out models/cam/classifier/model.pt --set profile=paper"
+    assert ("wsss --processes 1 train-cls --voc data/prepared/voc --out models/cam/classifier/model.pt --set profile=paper"
             " --set method=cam") in out
     assert "synth_voc" not in out  # no synthetic data in the paper profile
 
@@ -147,7 +147,7 @@ def test_the_lite_profile_plans_the_voc_chain_and_one_key_swaps_in_the_synthetic
                "voc={source: synthetic}", "--printshellcmds"], project)
     flags = "--set profile=lite --set voc.source=synthetic"
     assert f"wsss data synth-voc --out data/synth/voc --workers 1 {flags}" in out
-    assert f"wsss train-cls --voc data/prepared/voc --out models/cam/classifier/model.pt {flags} --set method=cam" in out
+    assert f"wsss --processes 1 train-cls --voc data/prepared/voc --out models/cam/classifier/model.pt {flags} --set method=cam" in out
     assert "--gt data/synth/voc/SegmentationClass" in out and "results/synthetic-voc/cam/seg_miou.json" in out
     assert planned_rules(project, "results/voc_miou.json", "--config", "profile=lite", "voc={source: synthetic}") == {
         "synth_voc", "prepare_voc", "train_cls", "infer_cam", "eval_equivariance", "eval_cam", "crf", "eval_pseudo",
