@@ -33,8 +33,8 @@ Pillow 10) as the ``BICUBIC`` it was.
   ``cam_to_pseudo_label`` at alpha 4 and 24, on the official CAM of ``cam``.
 * ``affinity``: psa's AffinityNet (jiwoon-ahn/psa@9493e59:network/resnet38_aff.py) against ``wsss.nets.affinity``
   (affinities of the pairs both have), and the random walk of jiwoon-ahn/psa@9493e59:infer_aff.py:85-120 against
-  ``wsss.infer.random_walk.random_walk_scores`` (dense and sparse), as is and with the project's pairs restricted
-  to psa's.
+  ``wsss.infer.random_walk.random_walk_scores`` (dense and sparse) under both ``affinity.pairs`` rules: ``psa``
+  (the paper profile's) and ``inside`` (every pair in the map).
 * ``ldf_loss``: the loss lines of weijun88/LDF@d49ff02:train-fine/train.py:18-23, 55-64 against
   ``wsss.losses.ldf_loss``, both networks in training mode on one batch: the terms and every parameter's gradient.
 * ``sccam``: the k-means loop of Juliachang/SC-CAM@191ec48:create_pseudo_label.py:171-193 and the label assembly
@@ -337,27 +337,10 @@ def crf(seam_checkout: str, psa_checkout: str | None, image: np.ndarray, norm_ca
     return report
 
 
-def psa_pairs(height: int, width: int, radius: int) -> torch.Tensor:
-    """D×h×w: True where psa relates the pair (only sources whose every partner lies inside,
-    jiwoon-ahn/psa@9493e59:tool/pyutils.py:125-160)."""
-    from wsss.nets.affinity import pair_offsets
-
-    kept = torch.zeros(len(pair_offsets(radius)), height, width, dtype=torch.bool)
-    kept[:, :height - radius + 1, radius - 1:width - radius + 1] = True
-    return kept
-
-
-def project_pairs(height: int, width: int, radius: int) -> int:
-    """How many pairs the project relates on an h×w grid: every pair with both ends inside."""
-    from wsss.nets.affinity import pair_offsets
-
-    return sum(max(0, height - dy) * max(0, width - abs(dx)) for dy, dx in pair_offsets(radius))
-
-
 def affinity(checkout: str, image: np.ndarray, norm_cam: np.ndarray) -> dict:
     """psa's AffinityNet and random walk against ``wsss.nets.affinity`` / ``wsss.infer.random_walk``."""
     import wsss.infer.random_walk as walk
-    from wsss.nets.affinity import pair_affinities
+    from wsss.nets.affinity import pair_affinities, related_pairs
 
     torch.manual_seed(3)
     official = official_module(checkout, "", "network.resnet38_aff").Net()
@@ -370,10 +353,10 @@ def affinity(checkout: str, image: np.ndarray, norm_cam: np.ndarray) -> dict:
     with torch.no_grad(), cpu_shims():
         official_aff = official(padded)          # N×D×P, P the positions psa relates
         features = model(padded)
-    mine = pair_affinities(features, cfg.radius)[0]
-    kept = psa_pairs(*mine.shape[1:], cfg.radius)
-    report = {"image": list(image.shape), "grid": list(mine.shape[1:]),
-              "psa_pairs": int(kept.sum()), "project_pairs": project_pairs(*mine.shape[1:], cfg.radius),
+    mine = pair_affinities(features, cfg.radius, "inside")[0]
+    kept = related_pairs(*mine.shape[1:], cfg.radius, "psa")
+    report = {"image": list(image.shape), "grid": list(mine.shape[1:]), "psa_pairs": int(kept.sum()),
+              "inside_pairs": int(related_pairs(*mine.shape[1:], cfg.radius, "inside").sum()),
               "affinity (psa's pairs)": difference(official_aff[0].reshape(-1), mine[kept]),
               "affinity_range": [float(mine[kept].min()), float(mine[kept].max())],
               "settings": {"alpha": cfg.alpha, "beta": cfg.beta, "logt": cfg.logt, "radius": cfg.radius}}
@@ -388,17 +371,11 @@ def affinity(checkout: str, image: np.ndarray, norm_cam: np.ndarray) -> dict:
     official_scores = found["cam_rw"][0, [0, *(PRESENT + 1)], :image.shape[0], :image.shape[1]]
     cams = np.stack(list(cam_dict.values())).astype(np.float32)
     lookup = np.array([0, *(PRESENT + 1)])
-    project_walk = walk.pair_affinities
     for kind in ("dense", "sparse"):
-        settings = cfg.model_copy(update={"walk": kind})
-        for pairs in ("project's pairs", "psa's pairs"):
-            if pairs == "psa's pairs":   # the project's walk on psa's pair set: affinities of the other pairs 0
-                walk.pair_affinities = lambda features, radius: project_walk(features, radius) * kept
-            try:
-                scores = walk.random_walk_scores(model, image, cams, settings, CPU_FP32)
-            finally:
-                walk.pair_affinities = project_walk
-            report[f"walk {kind}, {pairs}"] = {
+        for pairs in ("inside", "psa"):   # affinity.pairs: every pair in the map, or psa's rule
+            settings = cfg.model_copy(update={"walk": kind, "pairs": pairs})
+            scores = walk.random_walk_scores(model, image, cams, settings, CPU_FP32)
+            report[f"walk {kind}, pairs: {pairs}"] = {
                 **difference(official_scores, scores),
                 "same_label": float((found["res"] == lookup[scores.numpy().argmax(0)]).mean())}
     return report

@@ -8,7 +8,7 @@ from wsss.config import AffinityConfig, CRFConfig, load_config
 from wsss.infer.crf import affinity_label_map
 from wsss.infer.random_walk import random_walk, random_walk_label, transition_matrix, walk_dense, walk_sparse
 from wsss.losses import affinity_loss, block_labels, pair_labels
-from wsss.nets.affinity import AffinityNet, pair_affinities, pair_offsets
+from wsss.nets.affinity import AffinityNet, pair_affinities, pair_offsets, related_pairs
 from wsss.nets.backbones import build_backbone
 
 from conftest import run
@@ -31,12 +31,21 @@ def test_radius_5_pairs_each_position_with_34_offsets_after_it_in_raster_order()
     assert disc == set(offsets) | {(-dy, -dx) for dy, dx in offsets}   # both directions: the whole disc
 
 
-def brute_force_pairs(labels: np.ndarray, radius: int) -> dict[str, set]:
-    """Every pair (p, q), q after p in raster order and closer than radius, by its labels."""
+def brute_force_pairs(labels: np.ndarray, radius: int, psa: bool = False) -> dict[str, set]:
+    """Every pair (p, q), q after p in raster order and closer than radius, by its labels; with ``psa`` only
+    the pairs whose p has all its partners inside the map."""
     height, width = labels.shape
     pairs = {"bg": set(), "fg": set(), "neg": set()}
     positions = [(y, x) for y in range(height) for x in range(width)]
+
+    def partners(p):   # inside the map or not
+        steps = range(-radius + 1, radius)
+        return [(p[0] + dy, p[1] + dx) for dy in steps for dx in steps
+                if (dy > 0 or (dy == 0 and dx > 0)) and dy * dy + dx * dx < radius ** 2]
+
     for p in positions:
+        if psa and not all(0 <= y < height and 0 <= x < width for y, x in partners(p)):
+            continue
         for q in positions:
             after = q[0] > p[0] or (q[0] == p[0] and q[1] > p[1])
             close = (q[0] - p[0]) ** 2 + (q[1] - p[1]) ** 2 < radius ** 2
@@ -47,17 +56,29 @@ def brute_force_pairs(labels: np.ndarray, radius: int) -> dict[str, set]:
     return pairs
 
 
-def test_pair_labels_of_a_two_region_map_are_exactly_the_pairs_within_the_radius():
+@pytest.mark.parametrize("rule", ["inside", "psa"])
+def test_pair_labels_of_a_two_region_map_are_exactly_the_pairs_within_the_radius(rule):
     labels = np.zeros((9, 11), np.uint8)
     labels[:, 6:] = 3          # background left, class 3 right
-    labels[4, 2] = 255         # an uncertain cell is in no pair
-    found = pair_labels(torch.from_numpy(labels)[None], radius=5)
+    labels[4, 5] = 255         # an uncertain cell is in no pair
+    found = pair_labels(torch.from_numpy(labels)[None], radius=5, pairs=rule)
     offsets = pair_offsets(5)
     as_sets = {name: {((y, x), (y + offsets[k][0], x + offsets[k][1]))
                       for k, y, x in zip(*np.nonzero(mask[0].numpy()))} for name, mask in found.items()}
-    expected = brute_force_pairs(labels, 5)
+    expected = brute_force_pairs(labels, 5, psa=rule == "psa")
     assert as_sets == expected
     assert all(expected.values())   # the map has pairs of every kind
+    if rule == "psa":   # psa's sources: rows 0..h-5, columns 4..w-5 (jiwoon-ahn/psa@9493e59:tool/pyutils.py:125-160)
+        assert {p for pairs in expected.values() for p, _ in pairs} <= {(y, x) for y in range(5) for x in range(4, 7)}
+
+
+def test_psa_pairs_zero_the_affinities_of_border_sources_and_keep_the_others():
+    torch.manual_seed(0)
+    features = torch.randn(1, 8, 9, 11)
+    inside, psa = (pair_affinities(features, radius=5, pairs=rule) for rule in ("inside", "psa"))
+    kept = related_pairs(9, 11, 5, "psa")
+    assert kept.sum() == 34 * 5 * 3 and torch.equal(psa[0][kept], inside[0][kept])
+    assert psa[0][~kept].eq(0).all() and inside[0][~kept].gt(0).any()
 
 
 def test_block_labels_take_the_label_covering_most_of_each_cell():

@@ -291,6 +291,7 @@ class AffinityConfig(EpochTraining):
     color_jitter: tuple[Float, Float, Float, Float]
     output_stride: OutputStride = 8
     radius: Annotated[Int, Field(ge=2, le=16)]        # pairs closer than this on the feature grid (psa 5)
+    pairs: Literal["inside", "psa"]                   # inside: every pair in the map | psa: no border sources
     beta: Annotated[Float, Field(gt=0)]               # A^beta sharpens the affinities (psa 8)
     logt: Annotated[Int, Field(ge=0, le=12)]          # t = 2^logt walk steps (psa 8, SEAM 6)
     alpha: Annotated[Float, Field(gt=0)]              # background power of the walk's input (psa 16, SEAM 6)

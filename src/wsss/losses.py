@@ -49,7 +49,7 @@ import torch.nn.functional as F
 
 from wsss.config import AffinityConfig, SCCAMConfig, SEAMConfig
 from wsss.data.classes import IGNORE_INDEX, NUM_VOC_CLASSES
-from wsss.nets.affinity import pair_affinities, pair_offsets, shifted
+from wsss.nets.affinity import PairRule, pair_affinities, pair_offsets, related_pairs, shifted
 from wsss.nets.seam import max_norm, max_onehot, with_background
 
 
@@ -86,13 +86,15 @@ def block_labels(labels: torch.Tensor, size: tuple[int, int], num_classes: int =
     return torch.where(cells == num_classes, IGNORE_INDEX, cells)
 
 
-def pair_labels(labels: torch.Tensor, radius: int) -> dict[str, torch.Tensor]:
+def pair_labels(labels: torch.Tensor, radius: int, pairs: PairRule = "inside") -> dict[str, torch.Tensor]:
     """Boolean N×D×h×w pair labels of N×h×w labels (0 background, 1..20, 255 uncertain; psa
     ``ExtractAffinityLabelInRadius``): ``bg`` both background, ``fg`` the same foreground class, ``neg`` two
-    different certain labels. Pairs with an uncertain end or a partner outside the map are in none."""
+    different certain labels. Pairs with an uncertain end or that ``pairs`` does not relate are in none."""
     sources = labels[:, None].float()
     partners = torch.cat([shifted(sources, dy, dx, fill=IGNORE_INDEX) for dy, dx in pair_offsets(radius)], 1)
     certain = (sources != IGNORE_INDEX) & (partners != IGNORE_INDEX)
+    if pairs == "psa":
+        certain &= related_pairs(*labels.shape[-2:], radius, pairs).to(labels.device)
     same = certain & (sources == partners)
     return {"bg": same & (sources == 0), "fg": same & (sources > 0), "neg": certain & (sources != partners)}
 
@@ -101,8 +103,8 @@ def affinity_loss(model, batch, cfg: AffinityConfig) -> dict[str, torch.Tensor]:
     """``bg/4 + fg/4 + neg/2`` of a batch ``(images, labels N×H×W)`` for an ``AffinityNet``; the counts are logged."""
     images, labels = batch
     features = model(images)
-    affinity = pair_affinities(features, cfg.radius)
-    pairs = pair_labels(block_labels(labels, features.shape[-2:]), cfg.radius)
+    affinity = pair_affinities(features, cfg.radius, cfg.pairs)
+    pairs = pair_labels(block_labels(labels, features.shape[-2:]), cfg.radius, cfg.pairs)
     positive, negative = -torch.log(affinity + 1e-5), -torch.log(1 + 1e-5 - affinity)
     losses = {}
     for name, fit in (("bg", positive), ("fg", positive), ("neg", negative)):

@@ -33,7 +33,7 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "aff_labels": ("crf",),
     "train_aff": ("seed", "runtime.precision", *(f"affinity.{key}" for key in (
         "backbone", "weights", "output_stride", "crop", "batch", "epochs", "lr", "weight_decay", "momentum",
-        "poly_power", "polyoptimizer_bug", "color_jitter", "radius"))),
+        "poly_power", "polyoptimizer_bug", "color_jitter", "radius", "pairs"))),
     "infer_rw": ("runtime.precision", "affinity", "crf"),
     "eval_cam": ("evaluate",),
     "eval_pseudo": ("evaluate",),

@@ -127,7 +127,7 @@ def random_walk_scores(model: torch.nn.Module, image: np.ndarray, cams: np.ndarr
     grid = (padded[0] // stride, padded[1] // stride)
     if tuple(features.shape[-2:]) != grid:
         raise ValueError(f"AffinityNet gave a {tuple(features.shape[-2:])} map for a {padded} input; expected {grid}")
-    affinity = pair_affinities(features, cfg.radius)[0]
+    affinity = pair_affinities(features, cfg.radius, cfg.pairs)[0]
 
     cams = torch.from_numpy(cams).float()
     background = (1 - cams.amax(0, keepdim=True).clamp(0, 1)) ** cfg.alpha

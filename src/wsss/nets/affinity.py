@@ -10,11 +10,15 @@ Pairs (jiwoon-ahn/psa@9493e59:voc12/data.py:130-173 and infer_aff.py:15-47): pos
 the offsets ``d = (dy, dx)`` of :func:`pair_offsets`, the half of the disc of radius ``radius`` that comes
 after ``p`` in raster order (34 offsets for radius 5); with the reverse direction they cover every pair closer
 than ``radius``. Affinities (and the pair labels of ``wsss.losses``) are N×D×h×w tensors: entry ``[n, k, y, x]`` is the pair
-``((y, x), (y + dy_k, x + dx_k))``. psa keeps only the positions whose 34 partners all lie inside the map;
-here every pair inside the map counts.
+``((y, x), (y + dy_k, x + dx_k))``. Which pairs count is ``affinity.pairs``: ``inside``, every pair with both ends
+inside the map, or ``psa``, only the pairs of positions whose every partner lies inside (rows ``0..h-radius``,
+columns ``radius-1..w-radius``: jiwoon-ahn/psa@9493e59:tool/pyutils.py:125-160), psa's rule for both its training
+labels and its walk.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -42,8 +46,26 @@ def shifted(x: torch.Tensor, dy: int, dx: int, fill: float = 0) -> torch.Tensor:
     return padded[..., pad + dy: pad + dy + height, pad + dx: pad + dx + width]
 
 
-def pair_affinities(features: torch.Tensor, radius: int) -> torch.Tensor:
-    """N×D×h×w affinities ``exp(-mean_c |f_p - f_(p+d)|)`` of N×C×h×w features, fp32; 0 for partners outside."""
+PairRule = Literal["inside", "psa"]
+
+
+def related_pairs(height: int, width: int, radius: int, pairs: PairRule) -> torch.Tensor:
+    """D×h×w booleans: the pairs ``pairs`` relates on an h×w grid (both ends inside; for ``psa`` also only
+    sources whose every partner is inside)."""
+    offsets = pair_offsets(radius)
+    related = torch.zeros(len(offsets), height, width, dtype=torch.bool)
+    for k, (dy, dx) in enumerate(offsets):
+        related[k, :height - dy, max(0, -dx): width - max(0, dx)] = True
+    if pairs == "psa":
+        sources = torch.zeros(height, width, dtype=torch.bool)
+        sources[:height - radius + 1, radius - 1: width - radius + 1] = True
+        related &= sources
+    return related
+
+
+def pair_affinities(features: torch.Tensor, radius: int, pairs: PairRule = "inside") -> torch.Tensor:
+    """N×D×h×w affinities ``exp(-mean_c |f_p - f_(p+d)|)`` of N×C×h×w features, fp32; 0 for the pairs that
+    ``pairs`` does not relate (:func:`related_pairs`)."""
     features = features.float()
     height, width = features.shape[-2:]
     offsets = pair_offsets(radius)
@@ -52,6 +74,8 @@ def pair_affinities(features: torch.Tensor, radius: int) -> torch.Tensor:
         rows, columns = slice(0, height - dy), slice(max(0, -dx), width - max(0, dx))
         partners = features[:, :, dy:, max(0, dx): width + min(0, dx)]
         affinity[:, k, rows, columns] = torch.exp(-(features[:, :, rows, columns] - partners).abs().mean(1))
+    if pairs == "psa":
+        affinity = affinity * related_pairs(height, width, radius, pairs).to(affinity.device)
     return affinity
 
 
