@@ -1,10 +1,15 @@
-"""Shared fixtures: tiny VOC trees, the shared real reference data, MLflow stores, a copy of the workflow."""
+"""Shared fixtures: tiny VOC trees, the shared real reference data, MLflow stores (a sqlite file, a real server on
+PostgreSQL), a copy of the workflow."""
 
 import os
+import signal
 import shutil
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +188,96 @@ def run(command, cwd):
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     return result.stdout + result.stderr
+
+
+# A real MLflow server on PostgreSQL (tests/services/postgres.sh), for tests/test_mlflow_server.py and test_slurm.py.
+PG = {"host": "127.0.0.1", "port": 5432, "user": "wsss", "password": "wsss", "dbname": "mlflow_test"}
+STARTUP_S = 180  # the first start runs MLflow's schema migrations on the new database (~20 s on an idle machine)
+
+
+def postgres_answers() -> bool:
+    """Whether something listens on PostgreSQL's test address."""
+    try:
+        socket.create_connection((PG["host"], PG["port"]), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def mlflow_server_skip_reason() -> str | None:
+    """Why no MLflow server on PostgreSQL can start here, or None."""
+    if not postgres_answers():
+        return (f"no PostgreSQL answers on {PG['host']}:{PG['port']} "
+                "(tests/services/postgres.sh starts one; ./run test calls it)")
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        return "psycopg2 is not installed (pip install -e '.[test]')"
+    return None
+
+
+def postgres_admin(sql: str) -> None:
+    import psycopg2
+
+    connection = psycopg2.connect(**PG)
+    connection.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+    finally:
+        connection.close()
+
+
+def wait_healthy(uri: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"mlflow server exited ({server.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"mlflow server {uri} not healthy after {STARTUP_S} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """``mlflow server`` on a fresh PostgreSQL database: (tracking URI, artifact root); stopped at the end."""
+    if reason := mlflow_server_skip_reason():
+        pytest.skip(reason)
+    database = f"mlflow_test_{uuid.uuid4().hex[:8]}"
+    postgres_admin(f"CREATE DATABASE {database}")
+    root = tmp_path_factory.mktemp("mlflow_server")
+    artifacts, log = root / "artifacts", root / "server.log"
+    port = closed_port()  # free now; the server binds it a moment later
+    uri = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            ["mlflow", "server", "--backend-store-uri",
+             f"postgresql://{PG['user']}:{PG['password']}@{PG['host']}:{PG['port']}/{database}",
+             "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_healthy(uri, server, log)
+        yield uri, artifacts
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the CLI and its uvicorn worker
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        postgres_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
+def all_runs(uri: str) -> list:
+    """Every run of every experiment of the tracking server at ``uri``."""
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    return [run for experiment in client.search_experiments()
+            for run in client.search_runs([experiment.experiment_id], max_results=1000)]

@@ -1,26 +1,21 @@
 """The pipeline against a real MLflow tracking server on a PostgreSQL backend store (tests/services/postgres.sh).
 
-One server per test session, on a fresh database and a temporary artifact root; the tests skip when
+One server per test session (conftest's ``mlflow_server``), on a fresh database and a temporary artifact root; the tests skip when
 PostgreSQL does not answer on 127.0.0.1:5432 or its driver (psycopg2) is missing. The unit-level tags and
 params are tests/test_tracking.py's; an unreachable server under the in-process CLI is tests/test_reliability.py's.
 """
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import BIN, ROOT, closed_port, run
+from conftest import BIN, ROOT, all_runs, closed_port, run
 
-PG = {"host": "127.0.0.1", "port": 5432, "user": "wsss", "password": "wsss", "dbname": "mlflow_test"}
 COMPARE_NOTE = """\
 From the **synthetic tiny benchmark** (the `project` fixture of tests/conftest.py: 10 train_aug and 4 val images
 of 48 px, one epoch, smoke profile), not from VOC: the numbers show the tracking plumbing, not the methods. Each
@@ -33,84 +28,6 @@ server on a PostgreSQL store (the commit is that of the test's throwaway copy of
 or, against any store that holds such runs:
 `python docs/experiments/scripts/mlflow_compare.py --tracking-uri http://host:5000 --methods cam seam --out docs/mlflow_compare.md`.
 """
-STARTUP_S = 180  # the first start runs MLflow's schema migrations on the new database (~20 s on an idle machine)
-
-
-def _postgres_answers() -> bool:
-    try:
-        socket.create_connection((PG["host"], PG["port"]), timeout=2).close()
-        return True
-    except OSError:
-        return False
-
-
-def _skip_reason() -> str | None:
-    if not _postgres_answers():
-        return (f"no PostgreSQL answers on {PG['host']}:{PG['port']} "
-                "(tests/services/postgres.sh starts one; ./run test calls it)")
-    try:
-        import psycopg2  # noqa: F401
-    except ImportError:
-        return "psycopg2 is not installed (pip install -e '.[test]')"
-    return None
-
-
-def _admin(sql: str) -> None:
-    import psycopg2
-
-    connection = psycopg2.connect(**PG)
-    connection.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-    finally:
-        connection.close()
-
-
-def _wait_healthy(uri: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"mlflow server exited ({server.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"mlflow server {uri} not healthy after {STARTUP_S} s:\n{log.read_text()[-3000:]}")
-
-
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory):
-    """``mlflow server`` on a fresh PostgreSQL database: (tracking URI, artifact root); stopped at the end."""
-    if reason := _skip_reason():
-        pytest.skip(reason)
-    database = f"mlflow_test_{uuid.uuid4().hex[:8]}"
-    _admin(f"CREATE DATABASE {database}")
-    root = tmp_path_factory.mktemp("mlflow_server")
-    artifacts, log = root / "artifacts", root / "server.log"
-    port = closed_port()  # free now; the server binds it a moment later
-    uri = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            ["mlflow", "server", "--backend-store-uri",
-             f"postgresql://{PG['user']}:{PG['password']}@{PG['host']}:{PG['port']}/{database}",
-             "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        _wait_healthy(uri, server, log)
-        yield uri, artifacts
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the CLI and its uvicorn worker
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        _admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
 
 @pytest.fixture
@@ -121,20 +38,12 @@ def server_project(project, mlflow_server, monkeypatch):
     return project
 
 
-def _all_runs(uri: str) -> list:
-    import mlflow
-
-    client = mlflow.MlflowClient(uri)
-    return [run for experiment in client.search_experiments()
-            for run in client.search_runs([experiment.experiment_id], max_results=1000)]
-
-
 def _pipeline(project: Path, uri: str, *config: str) -> tuple[list, int]:
     """Run ``results/voc_miou.json`` once: the runs it logged and the number of jobs Snakemake ran."""
-    before = {run.info.run_id for run in _all_runs(uri)}
+    before = {run.info.run_id for run in all_runs(uri)}
     out = run(["snakemake", "--cores", "2", "results/voc_miou.json", *(["--config", *config] if config else [])], project)
     jobs = int(re.findall(r"(\d+) of (\d+) steps \(100%\) done", out)[-1][1])
-    return [r for r in _all_runs(uri) if r.info.run_id not in before], jobs
+    return [r for r in all_runs(uri) if r.info.run_id not in before], jobs
 
 
 @pytest.mark.slow

@@ -1,7 +1,8 @@
 """The WSSS chain through SLURM: every rule a job of a real cluster (tests/services/slurm.sh starts a one-node
-one on this machine), run with the project's SLURM profile settings, and the same numbers as a local run.
+one on this machine), run with the project's SLURM profile settings, and the same numbers as a local run; the
+jobs log to a shared MLflow server on PostgreSQL (conftest's ``mlflow_server``), one run per job, one pipeline id.
 
-Skips when ``sinfo`` is missing or gets no answer from a controller.
+Skips when ``sinfo`` is missing or gets no answer from a controller, or when PostgreSQL does not answer.
 """
 
 import json
@@ -13,10 +14,10 @@ import yaml
 
 from wsss.config import deep_merge
 
-from conftest import ROOT, run
+from conftest import ROOT, all_runs, run
 
-# A few seconds per rule: the smoke profile at conftest's TINY sizes, smaller still, MLflow off (each stage
-# would open the store for seconds; tracking has its own tests).
+# A few seconds per rule: the smoke profile at conftest's TINY sizes, smaller still, MLflow off for the local
+# run (the SLURM run switches it on: its jobs log to the server).
 SMALL = {"synth_voc": {"train": 4, "val": 2, "train_aug": 6, "size": 32},
          "tracking": {"enabled": False},
          "profiles": {"smoke": {"train_cls": {"batch": 2, "epochs": 1, "crop": 24, "resize_long": [24, 32]},
@@ -58,16 +59,22 @@ def slurm_profile(project) -> str:
 
 
 @pytest.mark.slow
-def test_the_voc_chain_runs_as_slurm_jobs_with_the_local_numbers(project, tmp_path):
+def test_the_voc_chain_runs_as_slurm_jobs_with_the_local_numbers_and_logs_to_a_shared_server(project, tmp_path,
+                                                                                              request, monkeypatch):
     reason = slurm_answers()
     if reason:
         pytest.skip(reason)
+    uri, _ = request.getfixturevalue("mlflow_server")  # skips, naming PostgreSQL, when it does not answer
     params = deep_merge(yaml.safe_load((project / "params.yaml").read_text()), SMALL)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     remote = tmp_path / "slurm-project"
     shutil.copytree(project, remote, symlinks=True)
     local_log = run(["snakemake", "--cores", "2", TARGET], project)
     profile = slurm_profile(remote)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # sbatch hands the submitting environment to every job
+    before = {logged.info.run_id for logged in all_runs(uri)}
+    tracked = deep_merge(params, {"tracking": {"enabled": True}})
+    (remote / "params.yaml").write_text(yaml.safe_dump(tracked, sort_keys=False))
     run(["snakemake", "--workflow-profile", str(profile), TARGET], remote)
 
     local, slurm = (json.loads((root / TARGET).read_text()) for root in (project, remote))
@@ -80,3 +87,10 @@ def test_the_voc_chain_runs_as_slurm_jobs_with_the_local_numbers(project, tmp_pa
     logs = {path.relative_to(folder).parts[0].removeprefix("rule_") for path in folder.rglob("*.log")}
     assert {"train_cls", "infer_cam", "crf", "train_seg", "infer_seg", "summarize_voc"} <= rules
     assert logs == rules
+
+    # One finished run per job, tagged with that job's SLURM id, all of one pipeline.
+    runs = [logged for logged in all_runs(uri) if logged.info.run_id not in before]
+    job_ids = {path.stem for path in folder.rglob("*.log")}
+    assert sorted(logged.data.tags["slurm_job_id"] for logged in runs) == sorted(job_ids)
+    assert {logged.info.status for logged in runs} == {"FINISHED"}
+    assert len({logged.data.tags["pipeline_id"] for logged in runs}) == 1

@@ -3,7 +3,7 @@
 The store is ``sqlite:///mlflow.db`` in the working directory unless ``MLFLOW_TRACKING_URI`` is
 set. Every run carries the tags stage, method, dataset, profile, git commit and dirty flag, the
 DVC hash of its input data and a pipeline id shared by one invocation (``WSSS_PIPELINE_ID``, set
-by the Snakefile). Under DDP only rank 0 logs. ``mlflow`` is imported lazily: it costs a second.
+by the Snakefile), and inside a SLURM job its id. Under DDP only rank 0 logs. ``mlflow`` is imported lazily: it costs a second.
 
 A tracking server that does not answer is an error within seconds, before the stage does any work
 (:func:`require_server`), not minutes of silent retries. A run killed with its process (kill -9, a lost
@@ -200,6 +200,7 @@ def stage_run(stage: str, *, pipeline: str, dataset: str, profile: str, params: 
         "data_hash": ",".join(f"{path}:{dvc_hash(path)}" for path in data_paths) or "none",
         "host": socket.gethostname(),
         "pid": str(os.getpid()),
+        **({"slurm_job_id": os.environ["SLURM_JOB_ID"]} if "SLURM_JOB_ID" in os.environ else {}),
         **(tags or {}),
     }
     with mlflow.start_run(run_id=resume_run_id, run_name=None if resume_run_id else f"{stage}{'-' + method if method else ''}",
