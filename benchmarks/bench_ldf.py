@@ -22,10 +22,8 @@ import importlib.util
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 from contextlib import contextmanager
 from multiprocessing import Pool
 from pathlib import Path
@@ -38,6 +36,8 @@ from wsss.data.decouple import decouple_dir
 from wsss.losses import ldf_loss
 from wsss.nets.ldf import build_ldf, parameter_count
 from wsss.runtime import cpu_has_bf16
+
+from timing import in_turns
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,16 +156,8 @@ def train_step(net, batch: int = 4, size: int = 352):
 
 
 def interleaved_medians(works: dict, repeats: int) -> dict:
-    """Median seconds of each callable, timed in turns (one warm-up each) so that a change of load
-    during the run hits every one alike."""
-    times = {name: [] for name in works}
-    for round_ in range(repeats + 1):
-        for name, work in works.items():
-            start = time.perf_counter()
-            work()
-            if round_:
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+    """Median seconds of each callable, timed in turns after one warm-up each (``timing.in_turns``)."""
+    return {name: timed["median_s"] for name, timed in in_turns(works, repeats).items()}
 
 
 def network(ldf_dir: Path | None, repeats: int, work: Path) -> dict:

@@ -1,9 +1,11 @@
-"""Every benchmark of the project, as one JSON document on stdout (not part of the test suite).
+"""Every benchmark of the project, and the table of speed-ups against the official code.
 
-    python benchmarks/run.py [--seam-dir PATH_TO_SEAM_CHECKOUT] [--ldf-dir PATH_TO_LDF_CHECKOUT]
+    python benchmarks/run.py [--seam-dir SEAM_CHECKOUT] [--ldf-dir LDF_CHECKOUT] [--sccam-dir SCCAM_CHECKOUT] \
+        [--out report.json] [--only official ...]
 
-Runs each ``benchmarks/bench_*.py`` in its own process (so one's imports and threads do not
-colour another's figures) and merges their JSON under the script's name.
+Runs each ``benchmarks/bench_*.py`` (or those of ``--only``) in its own process (so one's imports and threads do
+not colour another's figures), merges their JSON under the script's name into ``--out``, and prints the rows
+that the scripts measured beside the official code (their ``ratios``) as one Markdown table, with the CPU.
 """
 
 import argparse
@@ -12,22 +14,33 @@ import subprocess
 import sys
 from pathlib import Path
 
+from timing import machine, markdown
+
 HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seam-dir", type=Path, help="a checkout of YudeWang/SEAM, to time its evaluation.py beside ours")
+    parser.add_argument("--seam-dir", type=Path, help="a checkout of YudeWang/SEAM (evaluation.py, crf_inference)")
     parser.add_argument("--ldf-dir", type=Path, help="a checkout of weijun88/LDF, to time its utils.py and net.py beside ours")
+    parser.add_argument("--sccam-dir", type=Path, help="a checkout of Juliachang/SC-CAM (its k-means loop)")
+    parser.add_argument("--out", type=Path, help="where to write every script's JSON (default: not written)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="these scripts only (bench_NAME.py)")
     args = parser.parse_args()
-    extra = {"bench_evaluate.py": ["--seam-dir", str(args.seam_dir)] if args.seam_dir else [],
-             "bench_ldf.py": ["--ldf-dir", str(args.ldf_dir)] if args.ldf_dir else []}
-    report = {}
-    for script in sorted(HERE.glob("bench_*.py")):
-        done = subprocess.run([sys.executable, str(script), *extra.get(script.name, [])],
-                              capture_output=True, text=True, check=True)
-        report[script.stem.removeprefix("bench_")] = json.loads(done.stdout)
-    print(json.dumps(report, indent=2))
+    checkouts = {"seam": args.seam_dir, "ldf": args.ldf_dir, "sccam": args.sccam_dir}
+    wanted = {"bench_evaluate.py": ["seam"], "bench_ldf.py": ["ldf"], "bench_official.py": ["seam", "sccam"]}
+    host = machine()
+    report, rows = {"machine": host}, []
+    scripts = sorted(HERE.glob("bench_*.py"))
+    for script in scripts if not args.only else [HERE / f"bench_{name}.py" for name in args.only]:
+        extra = [item for name in wanted.get(script.name, []) if checkouts[name]
+                 for item in (f"--{name}-dir", str(checkouts[name]))]
+        done = subprocess.run([sys.executable, str(script), *extra], capture_output=True, text=True, check=True)
+        report[script.stem.removeprefix("bench_")] = figures = json.loads(done.stdout)
+        rows += figures.get("ratios", [])
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2))
+    print(markdown(rows, host))
 
 
 if __name__ == "__main__":
