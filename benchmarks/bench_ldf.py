@@ -37,7 +37,7 @@ from wsss.losses import ldf_loss
 from wsss.nets.ldf import build_ldf, parameter_count
 from wsss.runtime import cpu_has_bf16
 
-from timing import in_turns
+from timing import in_turns, row
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,7 +78,8 @@ def decoupling(masks: Path, ldf_dir: Path | None, repeats: int, work: Path) -> d
     paths = sorted(masks.glob("*.png"))
     figures = {"masks": len(paths), "mask_source": str(masks)}
     items = [(p.stem, p) for p in paths]
-    seconds = median_seconds(lambda: decouple_dir(items, work / "ours", workers=2, progress=False), repeats)
+    ours = in_turns({"ours": lambda: decouple_dir(items, work / "ours", workers=2, progress=False)}, repeats)["ours"]
+    seconds = ours["median_s"]
     figures["ours_2workers_ms_per_image"] = round(1000 * seconds / len(paths), 3)
     figures["ours_2workers_images_per_s"] = round(len(paths) / seconds, 1)
     if ldf_dir is None:
@@ -94,13 +95,17 @@ def decoupling(masks: Path, ldf_dir: Path | None, repeats: int, work: Path) -> d
     shutil.copytree(masks, whole / "mask")
     utils = str(ldf_dir / "utils.py")
     with open(os.devnull, "w") as quiet, _redirect_stdout(quiet):
-        one = median_seconds(lambda: _split_map((utils, str(whole))), repeats)
+        official = in_turns({"official": lambda: _split_map((utils, str(whole)))}, repeats)["official"]
+        one = official["median_s"]
         with Pool(2) as pool:
             two = median_seconds(lambda: pool.map(_split_map, [(utils, str(h)) for h in halves]), repeats)
     figures["official_split_map_1proc_ms_per_image"] = round(1000 * one / len(paths), 3)
     figures["official_split_map_2procs_ms_per_image"] = round(1000 * two / len(paths), 3)
     figures["speedup_vs_official_1proc"] = round(one / seconds, 2)
     figures["speedup_vs_official_2procs"] = round(two / seconds, 2)
+    figures["row"] = row(f"LDF decoupling, {len(paths)} masks, ours 2 workers vs utils.py", len(paths), "img",
+                         ours, official, 2.0, "—",
+                         f"official in a pool of 2: {figures['speedup_vs_official_2procs']}×")
     return figures
 
 
@@ -196,6 +201,7 @@ def main() -> None:
         report["decoupling"] = decoupling(masks, args.ldf_dir, args.repeats, work)
         report["network"] = network(args.ldf_dir, args.repeats, work)
     report["load_average_after"] = round(os.getloadavg()[0], 2)
+    report["ratios"] = [report["decoupling"]["row"]] if "row" in report["decoupling"] else []
     print(json.dumps(report, indent=2))
 
 
