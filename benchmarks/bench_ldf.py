@@ -37,7 +37,7 @@ from wsss.losses import ldf_loss
 from wsss.nets.ldf import build_ldf, parameter_count
 from wsss.runtime import cpu_has_bf16
 
-from timing import in_turns, row
+from timing import bf16_target, in_turns, row
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ ANCHORS = {"split_map_ms_per_image_1proc": 4.9, "split_map_ms_per_image_2procs":
 
 
 def median_seconds(work, repeats: int) -> float:
-    return interleaved_medians({"work": work}, repeats)["work"]
+    return in_turns({"work": work}, repeats)["work"]["median_s"]
 
 
 def synthetic_masks(folder: Path, count: int = 300) -> Path:
@@ -135,13 +135,21 @@ def official_network(ldf_dir: Path, work: Path) -> torch.nn.Module:
     return net
 
 
-def forward_seconds(net, precision: str, channels_last: bool, repeats: int, size: int = 352) -> float:
+def forward_call(net, precision: str, channels_last: bool, size: int = 352):
+    """One eval-mode forward pass at ``size``² (batch 1) in ``precision``, as a closure."""
     x = torch.randn(1, 3, size, size)
-    net = net.eval()
-    if channels_last:
-        net, x = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-        return round(median_seconds(lambda: net(x), repeats), 4)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    net, x = net.eval().to(memory_format=layout), x.contiguous(memory_format=layout)
+
+    def forward():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            net(x)
+
+    return forward
+
+
+def forward_seconds(net, precision: str, channels_last: bool, repeats: int, size: int = 352) -> float:
+    return round(median_seconds(forward_call(net, precision, channels_last, size), repeats), 4)
 
 
 def train_step(net, batch: int = 4, size: int = 352):
@@ -160,11 +168,6 @@ def train_step(net, batch: int = 4, size: int = 352):
     return step
 
 
-def interleaved_medians(works: dict, repeats: int) -> dict:
-    """Median seconds of each callable, timed in turns after one warm-up each (``timing.in_turns``)."""
-    return {name: timed["median_s"] for name, timed in in_turns(works, repeats).items()}
-
-
 def network(ldf_dir: Path | None, repeats: int, work: Path) -> dict:
     torch.manual_seed(0)
     ours = build_ldf("resnet50")
@@ -179,9 +182,18 @@ def network(ldf_dir: Path | None, repeats: int, work: Path) -> dict:
         if cpu_has_bf16():
             figures[f"{name}_forward_352_bf16_channels_last_s"] = forward_seconds(net, "bf16", True, repeats)
     batch = 4
-    steps = interleaved_medians({name: train_step(net, batch) for name, net in nets.items()}, max(repeats - 1, 1))
+    steps = in_turns({name: train_step(net, batch) for name, net in nets.items()}, max(repeats - 1, 1))
     for name, seconds in steps.items():
-        figures[f"{name}_train_step_batch4_352_fp32_s_per_image"] = round(seconds / batch, 4)
+        figures[f"{name}_train_step_batch4_352_fp32_s_per_image"] = round(seconds["median_s"] / batch, 4)
+    if "official" in nets:   # the rows of the ratio table: ours at the runtime's pick, the official code in fp32
+        auto = "bf16" if cpu_has_bf16() else "fp32"
+        forward = in_turns({"ours": forward_call(ours, auto, auto == "bf16"),
+                            "official": forward_call(nets["official"], "fp32", False)}, repeats)
+        figures["rows"] = [
+            row("LDF forward 352², batch 1 (ResNet-50)", 1, "img", forward["ours"], forward["official"], bf16_target(),
+                auto + (" + channels-last" if auto == "bf16" else ""), "the official code in fp32, as it runs"),
+            row("LDF training step, batch 4, 352²", batch, "img", steps["ours"], steps["official"], 1.0, "fp32",
+                "both fp32, SGD as LDF's train.py")]
     return figures
 
 
@@ -201,7 +213,8 @@ def main() -> None:
         report["decoupling"] = decoupling(masks, args.ldf_dir, args.repeats, work)
         report["network"] = network(args.ldf_dir, args.repeats, work)
     report["load_average_after"] = round(os.getloadavg()[0], 2)
-    report["ratios"] = [report["decoupling"]["row"]] if "row" in report["decoupling"] else []
+    report["ratios"] = ([report["decoupling"]["row"]] if "row" in report["decoupling"] else []) + report["network"].get(
+        "rows", [])
     print(json.dumps(report, indent=2))
 
 
