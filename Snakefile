@@ -21,6 +21,7 @@ validate(typed_config(config), "workflow/schemas/config.schema.json")
 COMMAND_LINE = workflow.config_settings.overwrite_config  # the --config entries alone
 CFG, OVERRIDES = workflow_config(config, command_line=COMMAND_LINE)
 SET = shell_overrides([item for item in OVERRIDES if not item.startswith("method=")])  # method rules add their own
+THREADS = CFG.runtime.threads   # of every job; the WSSS rules' priority starts its chain, the longest, first
 METHODS = method_workflow_configs(config, command_line=COMMAND_LINE)  # name -> (its Config, its --set flags)
 os.environ.setdefault("WSSS_PIPELINE_ID", uuid.uuid4().hex)
 

@@ -24,11 +24,16 @@ import sys
 
 import numpy as np
 
-from parity import official_lines, official_module, run_official, settings_of, synthetic_features, synthetic_image
-from timing import in_turns, machine, row
+import torch
+import torch.nn.functional as F
+from parity import (PRESENT, SEAM_NET, cpu_shims, multi_hot, official_lines, official_module, official_seam_cam, ours,
+                    run_official, settings_of, synthetic_features, synthetic_image)
+from timing import bf16_target, in_turns, machine, row
 
+from wsss.engine import TrainSettings, build_optimizer
 from wsss.infer.crf import dense_crf
 from wsss.parallel import parallel_map
+from wsss.runtime import pick_runtime
 
 OFFICIAL_CRF: dict = {}
 
@@ -108,22 +113,186 @@ def cluster(sccam_dir: str, rows: int, dims: int, repeats: int) -> dict:
                        timed["ours"], timed["official"], 1.0, "fp32 features", "scikit-learn in both")}
 
 
+def matmul_rate(precision: str, size: int = 2048, repeats: int = 3) -> float:
+    """GFLOP/s of a ``size``² matmul in ``precision`` (the FLOP bound of a network row)."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    seconds = in_turns({"matmul": lambda: a @ b}, repeats)["matmul"]["median_s"]
+    return 2 * size ** 3 / seconds / 1e9
+
+
+def counted_gflop(work) -> float:
+    """GFLOP that ``work()`` runs (torch's FLOP counter: convolutions and matmuls, forward and backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        work()
+    return counter.get_total_flops() / 1e9
+
+
+def bound_note(gflop: float, precision: str) -> str:
+    rate = matmul_rate("bf16" if precision.startswith("bf16") else "fp32")
+    return f"{gflop:.0f} GFLOP at the {rate:.0f} GFLOP/s of a {precision.split()[0]} matmul: bound {gflop / rate:.1f} s"
+
+
+def cam(seam_dir: str, size: tuple[int, int], repeats: int) -> dict:
+    """SEAM's multi-scale CAM of one image: YudeWang/SEAM@3212261:infer_SEAM.py:57-77 (its views, 4 scales × flip,
+    fp32 as it runs) against ``wsss.infer.cam.multiscale_cam`` at the runtime's precision, on the same weights."""
+    from wsss.infer.cam import multiscale_cam
+
+    torch.manual_seed(2)
+    official = official_module(seam_dir, "", "network.resnet38_SEAM").Net()
+    official.eval()
+    runtime = pick_runtime("cpu", "auto")
+    model = runtime.prepare(ours("seam", official.state_dict(), SEAM_NET))
+    settings = settings_of(*SEAM_NET).infer_cam
+    image, labels = synthetic_image(*size), multi_hot()
+
+    def mine():
+        with torch.inference_mode():
+            return multiscale_cam(model, image, PRESENT, settings.scales, settings.flip, settings.norm, runtime,
+                                  settings.upsample)
+
+    timed = in_turns({"ours": mine, "official": lambda: official_seam_cam(seam_dir, official, image, labels)}, repeats)
+    precision = runtime.precision + (" + channels-last" if runtime.channels_last else "")
+    gflop = counted_gflop(mine)
+    return {"image": list(size), "scales": settings.scales, "flip": settings.flip, "gflop": round(gflop, 1),
+            "timed": timed,
+            "row": row(f"CAM inference, ResNet-38d SEAM, scales {'/'.join(map(str, settings.scales))} + flip, "
+                       f"{size[1]}×{size[0]}", 1, "img", timed["ours"], timed["official"], bf16_target(), precision,
+                       "the official code in fp32; " + bound_note(gflop, precision))}
+
+
+def training_steps(seam_dir: str, psa_dir: str | None, size: int, batch: int, repeats: int) -> dict:
+    """One SGD step of SEAM (YudeWang/SEAM@3212261:train_SEAM.py:78-84 optimizer, 104-146 step) and of psa's CAM
+    classifier (jiwoon-ahn/psa@9493e59:train_cls.py:90-96, 121-131) against ``wsss.losses`` and the engine's
+    optimizer on the same weights, ResNet-38d frozen as both freeze it (conv1a, b2-b2_2, every BN)."""
+    from wsss.losses import classification_loss, seam_loss
+
+    runtime = pick_runtime("cpu", "auto")
+    images = torch.randn(batch, 3, size, size)
+    labels = multi_hot()[None].repeat(batch, 1)
+    arguments = argparse.Namespace(lr=0.01, wt_dec=5e-4)
+    results, rows = {}, []
+    variants = [("seam", seam_dir, "network.resnet38_SEAM", "train_SEAM.py", (78, 84), (104, 146), "scale_factor",
+                 SEAM_NET, lambda net, batch_: seam_loss(net, batch_, settings_of(*SEAM_NET).seam))]
+    if psa_dir:
+        variants.append(("psa_cls", psa_dir, "network.resnet38_cls", "train_cls.py", (90, 96), (121, 131), "img",
+                         ["method=cam", "train_cls.backbone=resnet38d", "train_cls.output_stride=8"],
+                         classification_loss))
+    for name, checkout, module, script, optimizer_lines, step_lines, starts, overrides, loss_fn in variants:
+        torch.manual_seed(1)
+        official = official_module(checkout, "", module).Net()
+        official.train()   # resnet38d's train(): BN in eval, conv1a and b2-b2_2 frozen
+        with cpu_shims():
+            namespace = {"torch": torch, "F": F, "model": official, "args": arguments, "max_step": 10 ** 6,
+                         "torchutils": official_module(checkout, "", "tool.torchutils"),
+                         "pack": (None, images, labels),
+                         "avg_meter": official_module(checkout, "", "tool.pyutils").AverageMeter("loss")}
+            if name == "seam":
+                train_seam = official_module(checkout, "", "train_SEAM")
+                namespace.update(visualization=train_seam.visualization, max_onehot=train_seam.max_onehot,
+                                 adaptive_min_pooling_loss=train_seam.adaptive_min_pooling_loss)
+            run_official(official_lines(checkout, script, *optimizer_lines, "param_groups"), namespace)
+        step_source = official_lines(checkout, script, *step_lines, starts)
+        net = ours(name, official.state_dict(), overrides)
+        net.backbone.freeze(frozen_stages=2, frozen_bn=True)
+        net = runtime.prepare(net.train())   # the frozen modules stay in eval mode
+        settings = settings_of(*overrides).train_cls
+        optimizer = build_optimizer(net, TrainSettings.from_config(settings, settings_of().runtime, 0))
+        batch_ = (runtime.batch(images), labels)
+
+        def official_step(source=step_source, namespace=namespace):
+            with cpu_shims():
+                run_official(source, namespace)
+
+        def step(net=net, optimizer=optimizer, batch_=batch_, loss_fn=loss_fn):
+            with runtime.autocast():
+                loss = loss_fn(net, batch_)["loss"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        timed = in_turns({"ours": step, "official": official_step}, repeats)
+        precision = runtime.precision + (" + channels-last" if runtime.channels_last else "")
+        results[name] = {"size": size, "batch": batch, "timed": timed, "gflop": round(counted_gflop(step), 1)}
+        label = "SEAM training step (ER, PCM, ECR + OHEM)" if name == "seam" else "CAM training step (psa train_cls)"
+        rows.append(row(f"{label}, ResNet-38d, batch {batch}, {size}²", batch, "img", timed["ours"],
+                        timed["official"], bf16_target() if name == "seam" else 1.0, precision,
+                        "the official code in fp32; " + bound_note(results[name]["gflop"], precision)))
+    results["rows"] = rows
+    return results
+
+
+def walk(psa_dir: str, size: tuple[int, int], repeats: int) -> dict:
+    """psa's AffinityNet and random walk of one image (jiwoon-ahn/psa@9493e59:infer_aff.py:85-120: the dense
+    transition matrix squared ``logt`` times) against ``wsss.infer.random_walk.random_walk_scores``, same weights."""
+    import tempfile
+
+    from wsss.infer.random_walk import random_walk_scores
+
+    torch.manual_seed(3)
+    official = official_module(psa_dir, "", "network.resnet38_aff").Net()
+    official.eval()
+    imutils = official_module(psa_dir, "", "tool.imutils")
+    runtime = pick_runtime("cpu", "auto")
+    model = runtime.prepare(ours("psa_aff", official.state_dict(), []))
+    cfg = settings_of().affinity
+    image = synthetic_image(*size)
+    rng = np.random.default_rng(0)
+    cams = rng.random((len(PRESENT), *size), dtype=np.float32)
+    img = torch.from_numpy(imutils.HWC_to_CHW(official.normalize(image)))[None]
+    source = official_lines(psa_dir, "infer_aff.py", 85, 120, "orig_shape")
+    with tempfile.TemporaryDirectory() as folder:
+        np.save(f"{folder}/synthetic.npy", {int(k): c for k, c in zip(PRESENT, cams)})
+
+        def official_walk():
+            namespace = {"torch": torch, "F": F, "np": np, "os": __import__("os"), "model": official, "img": img,
+                         "name": "synthetic", "args": argparse.Namespace(cam_dir=folder, alpha=cfg.alpha, beta=cfg.beta,
+                                                                         logt=cfg.logt)}
+            with torch.no_grad(), cpu_shims():
+                run_official(source, namespace)
+
+        def mine():
+            with torch.inference_mode():
+                return random_walk_scores(model, image, cams, cfg, runtime)
+
+        timed = in_turns({"ours": mine, "official": official_walk}, repeats)
+    precision = runtime.precision + (" + channels-last" if runtime.channels_last else "")
+    return {"image": list(size), "logt": cfg.logt, "walk": cfg.walk, "pairs": cfg.pairs, "timed": timed,
+            "row": row(f"AffinityNet + random walk, ResNet-38d, {size[1]}×{size[0]}, t = 2^{cfg.logt}", 1, "img",
+                       timed["ours"], timed["official"], 5.0, f"{precision}, walk {cfg.walk}",
+                       "the official code in fp32, its dense T·T squarings")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seam-dir")
     parser.add_argument("--sccam-dir")
+    parser.add_argument("--psa-dir")
     parser.add_argument("--crf-images", type=int, default=16)
     parser.add_argument("--image", type=int, nargs=2, default=(375, 500), metavar=("H", "W"))
     parser.add_argument("--features", type=int, nargs=2, default=(10582, 4096), metavar=("ROWS", "DIMS"))
+    parser.add_argument("--step-size", type=int, default=448, help="the training steps' crop (SEAM's 448)")
+    parser.add_argument("--step-batch", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--parts", nargs="+", choices=("crf", "cluster"), default=["crf", "cluster"])
+    parts = ("crf", "cluster", "cam", "steps", "walk")
+    parser.add_argument("--parts", nargs="+", choices=parts, default=list(parts))
     args = parser.parse_args()
     report = {"machine": machine()}
+    image = tuple(args.image)
     if "crf" in args.parts and args.seam_dir:
-        report["crf"] = crf(args.seam_dir, args.crf_images, tuple(args.image), args.repeats)
+        report["crf"] = crf(args.seam_dir, args.crf_images, image, args.repeats)
     if "cluster" in args.parts and args.sccam_dir:
         report["cluster"] = cluster(args.sccam_dir, *args.features, args.repeats)
-    report["ratios"] = [report[part]["row"] for part in ("crf", "cluster") if part in report]
+    if "cam" in args.parts and args.seam_dir:
+        report["cam"] = cam(args.seam_dir, image, args.repeats)
+    if "steps" in args.parts and args.seam_dir:
+        report["steps"] = training_steps(args.seam_dir, args.psa_dir, args.step_size, args.step_batch, args.repeats)
+    if "walk" in args.parts and args.psa_dir:
+        report["walk"] = walk(args.psa_dir, image, args.repeats)
+    report["ratios"] = ([report[part]["row"] for part in ("crf", "cluster", "cam") if part in report]
+                        + report.get("steps", {}).get("rows", []) + ([report["walk"]["row"]] if "walk" in report else []))
     print(json.dumps(report, indent=2))
 
 

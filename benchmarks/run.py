@@ -1,7 +1,7 @@
 """Every benchmark of the project, and the table of speed-ups against the official code.
 
     python benchmarks/run.py [--seam-dir SEAM_CHECKOUT] [--ldf-dir LDF_CHECKOUT] [--sccam-dir SCCAM_CHECKOUT] \
-        [--out report.json] [--only official ...]
+        [--psa-dir PSA_CHECKOUT] [--out report.json] [--only official ...]
 
 Runs each ``benchmarks/bench_*.py`` (or those of ``--only``) in its own process (so one's imports and threads do
 not colour another's figures), merges their JSON under the script's name into ``--out``, and prints the rows
@@ -24,11 +24,12 @@ def main() -> None:
     parser.add_argument("--seam-dir", type=Path, help="a checkout of YudeWang/SEAM (evaluation.py, crf_inference)")
     parser.add_argument("--ldf-dir", type=Path, help="a checkout of weijun88/LDF, to time its utils.py and net.py beside ours")
     parser.add_argument("--sccam-dir", type=Path, help="a checkout of Juliachang/SC-CAM (its k-means loop)")
+    parser.add_argument("--psa-dir", type=Path, help="a checkout of jiwoon-ahn/psa (train_cls.py, infer_aff.py)")
     parser.add_argument("--out", type=Path, help="where to write every script's JSON (default: not written)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="these scripts only (bench_NAME.py)")
     args = parser.parse_args()
-    checkouts = {"seam": args.seam_dir, "ldf": args.ldf_dir, "sccam": args.sccam_dir}
-    wanted = {"bench_evaluate.py": ["seam"], "bench_ldf.py": ["ldf"], "bench_official.py": ["seam", "sccam"]}
+    checkouts = {"seam": args.seam_dir, "ldf": args.ldf_dir, "sccam": args.sccam_dir, "psa": args.psa_dir}
+    wanted = {"bench_evaluate.py": ["seam"], "bench_ldf.py": ["ldf"], "bench_official.py": ["seam", "sccam", "psa"]}
     host = machine()
     report, rows = {"machine": host}, []
     scripts = sorted(HERE.glob("bench_*.py"))

@@ -73,3 +73,30 @@ def test_a_logged_model_loads_back_and_predicts_the_same(mlflow_uri):
     loaded = mlflow.pytorch.load_model(logged.model_uri).eval()
     with torch.no_grad():
         torch.testing.assert_close(loaded(torch.from_numpy(example)), model(torch.from_numpy(example)))
+
+
+def _open_fresh_store(uri: str, barrier, stage: str) -> None:
+    import os
+
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    barrier.wait()
+    with stage_run(stage, pipeline="wsss", dataset="synthetic-voc", profile="smoke") as run:
+        run.log_metrics({"done": 1.0})
+
+
+def test_stages_starting_at_once_share_a_fresh_sqlite_store(tmp_path):
+    """Parallel jobs of a first run: each creates and migrates the new store and the experiment, one at a time."""
+    import multiprocessing
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(4)
+    processes = [context.Process(target=_open_fresh_store, args=(uri, barrier, f"stage{i}")) for i in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+    assert [process.exitcode for process in processes] == [0] * 4
+    logged = runs(uri)
+    assert sorted(run.data.tags["stage"] for run in logged) == [f"stage{i}" for i in range(4)]
+    assert {run.info.experiment_id for run in logged} == {logged[0].info.experiment_id}

@@ -98,6 +98,7 @@ class RuntimeConfig(Section):
     device: Literal["auto", "cpu", "cuda"]
     precision: Literal["auto", "fp32", "bf16", "fp16"]
     workers: Annotated[Int, Field(ge=0, le=MAX_WORKERS)]
+    threads: Annotated[Int, Field(ge=1, le=MAX_WORKERS)] = 2   # CPU threads of each workflow job (Snakemake's threads)
     checkpoint_every: Annotated[Int, Field(ge=0)] = 0   # training steps between extra checkpoints (0: epoch ends only)
 
 

@@ -12,6 +12,7 @@ node) is marked KILLED by the next stage run on the same host; a resumed trainin
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
@@ -61,6 +62,22 @@ def require_server(uri: str | None = None) -> None:
         raise TrackingError(f"MLflow tracking server {uri} (MLFLOW_TRACKING_URI) does not answer ({reason}). "
                             "Start it, unset MLFLOW_TRACKING_URI for the local store sqlite:///mlflow.db, or run "
                             "without tracking: --set tracking.enabled=false") from None
+
+
+@contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``<file>.lock`` beside a local SQLite store while it is opened: the first opening
+    creates and migrates its tables, and two stages starting at once (parallel jobs on a fresh clone) would
+    both migrate (``duplicate column name``) or both create the same experiment. Other stores: no lock."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    with open(uri.removeprefix("sqlite:///") + ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _process_alive(pid: int) -> bool:
@@ -183,9 +200,11 @@ def stage_run(stage: str, *, pipeline: str, dataset: str, profile: str, params: 
     require_server()
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri())
-    experiment = mlflow.set_experiment(f"{pipeline}/{dataset}")
-    mark_dead_runs(mlflow, experiment.experiment_id)
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    with store_lock(uri):
+        experiment = mlflow.set_experiment(f"{pipeline}/{dataset}")
+        mark_dead_runs(mlflow, experiment.experiment_id)
     if resume_run_id is not None and not _has_run(mlflow, resume_run_id, experiment.experiment_id):
         resume_run_id = None
     commit, dirty = git_state()

@@ -27,7 +27,7 @@ rule synth_voc:
         directory("data/synth/voc"),
     params:
         cfg=rule_params(CFG, "synth_voc"),
-    threads: 2
+    threads: THREADS
     log:
         "logs/synth_voc.log",
     benchmark:
@@ -41,7 +41,7 @@ rule synth_sod:
         directory("data/synth/sod"),
     params:
         cfg=rule_params(CFG, "synth_sod"),
-    threads: 2
+    threads: THREADS
     log:
         "logs/synth_sod.log",
     benchmark:
@@ -57,7 +57,7 @@ rule prepare_voc:
         directory("data/prepared/voc"),
     params:
         cfg=rule_params(CFG, "prepare_voc"),
-    threads: 2
+    threads: THREADS
     log:
         "logs/prepare_voc.log",
     benchmark:
@@ -73,7 +73,7 @@ rule prepare_sod:
         directory("data/prepared/sod"),
     params:
         cfg=rule_params(CFG, "prepare_sod"),
-    threads: 2
+    threads: THREADS
     log:
         "logs/prepare_sod.log",
     benchmark:

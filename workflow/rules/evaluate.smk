@@ -16,7 +16,7 @@ rule eval_cam:
         sweep=report(f"results/{CFG.voc_dataset}/{{method}}/cam_iou_sweep.png", caption="../report/cam_sweep.rst", category="WSSS"),
     params:
         cfg=rule_params(CFG, "eval_cam"),
-    threads: 2
+    threads: THREADS
     log:
         "logs/eval_cam/{method}.log",
     benchmark:
@@ -36,7 +36,7 @@ rule eval_pseudo:
         pseudo="crf|rw|rw_crf",
     params:
         cfg=rule_params(CFG, "eval_pseudo"),
-    threads: 2
+    threads: THREADS
     log:
         "logs/eval_pseudo/{method}_{pseudo}.log",
     benchmark:
@@ -56,7 +56,7 @@ rule eval_saliency:
                     category="SOD"),
     params:
         cfg=rule_params(CFG, "eval_saliency"),
-    threads: 2
+    threads: THREADS
     log:
         "logs/eval_saliency/{sod_method}_{dataset}.log",
     benchmark:

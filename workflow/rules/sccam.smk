@@ -40,7 +40,7 @@ rule extract_features:
         cfg=lambda wildcards: rule_params(round_job(wildcards)[0], "extract_features"),
         set=lambda wildcards: round_job(wildcards)[1],
         network=extractor_network,
-    threads: 2
+    threads: THREADS
     resources:
         gpu=1,
     log:

@@ -45,7 +45,7 @@ rule decouple:
         directory("data/sod/ldf/decoupled"),
     params:
         cfg=rule_params(CFG, "decouple"),
-    threads: 2
+    threads: THREADS
     log:
         "logs/ldf/decouple.log",
     benchmark:
@@ -62,7 +62,7 @@ rule train_ldf_coarse:
         "models/ldf/coarse/model.pt",
     params:
         cfg=rule_params(CFG, "train_ldf_coarse"),
-    threads: 1
+    threads: THREADS
     resources:
         gpu=1,
     log:
@@ -81,7 +81,7 @@ rule relabel_ldf:
         directory("data/sod/ldf/coarse_maps"),
     params:
         cfg=rule_params(CFG, "relabel_ldf"),
-    threads: 1
+    threads: THREADS
     resources:
         gpu=1,
     log:
@@ -102,7 +102,7 @@ rule train_ldf:
     params:
         cfg=rule_params(CFG, "train_ldf"),
         fine="--fine" if CFG.ldf.two_stage else "",
-    threads: 1
+    threads: THREADS
     resources:
         gpu=1,
     log:
@@ -121,7 +121,7 @@ rule train_ldf_ablation:
         "models/ldf_ablation/{supervision}/seed{seed}/model.pt",
     params:
         cfg=rule_params(CFG, "train_ldf_ablation"),
-    threads: 1
+    threads: THREADS
     resources:
         gpu=1,
     log:
@@ -141,7 +141,7 @@ rule infer_ldf:
         directory("data/saliency/{ldf_method}/{dataset}"),
     params:
         cfg=rule_params(CFG, "infer_ldf"),
-    threads: 1
+    threads: THREADS
     resources:
         gpu=1,
     log:

@@ -40,7 +40,8 @@ rule train_cls:
         cfg=method_params("train_cls"),
         set=method_set,
         labels=lambda wildcards, input: f" --labels {input.labels}" if input.labels else "",
-    threads: 2
+    threads: THREADS
+    priority: 1   # the WSSS chain, the DAG's longest, before the SOD chain's jobs
     resources:
         gpu=1,
     log:
@@ -60,7 +61,8 @@ rule infer_cam:
     params:
         cfg=method_params("infer_cam"),
         set=method_set,
-    threads: 2
+    threads: THREADS
+    priority: 1   # the WSSS chain, the DAG's longest, before the SOD chain's jobs
     resources:
         gpu=1,
     log:
@@ -81,7 +83,7 @@ rule eval_equivariance:
     params:
         cfg=method_params("eval_equivariance"),
         set=method_set,
-    threads: 2
+    threads: THREADS
     log:
         "logs/{method}/eval_equivariance.log",
     benchmark:
@@ -100,7 +102,8 @@ rule crf:
     params:
         cfg=method_params("crf"),
         set=method_set,
-    threads: 2
+    threads: THREADS
+    priority: 1   # the WSSS chain, the DAG's longest, before the SOD chain's jobs
     log:
         "logs/{method}/crf.log",
     benchmark:
@@ -119,7 +122,8 @@ rule aff_labels:
     params:
         cfg=method_params("aff_labels"),
         set=method_set,
-    threads: 2
+    threads: THREADS
+    priority: 1   # the WSSS chain, the DAG's longest, before the SOD chain's jobs
     log:
         "logs/{method}/aff_labels.log",
     benchmark:
@@ -153,7 +157,8 @@ rule train_aff:
         cfg=method_params("train_aff"),
         set=method_set,
         classifier=classifier_flag,
-    threads: 2
+    threads: THREADS
+    priority: 1   # the WSSS chain, the DAG's longest, before the SOD chain's jobs
     resources:
         gpu=1,
     log:
@@ -177,7 +182,8 @@ rule infer_rw:
         cfg=method_params("infer_rw"),
         set=method_set,
         crf=lambda wildcards: "--crf" if wildcards.walk == "rw_crf" else "",
-    threads: 2
+    threads: THREADS
+    priority: 1   # the WSSS chain, the DAG's longest, before the SOD chain's jobs
     resources:
         gpu=1,
     log:
@@ -208,7 +214,8 @@ rule train_seg:
         cfg=method_params("train_seg"),
         set=method_set,
         classifier=classifier_flag,
-    threads: 2
+    threads: THREADS
+    priority: 1   # the WSSS chain, the DAG's longest, before the SOD chain's jobs
     resources:
         gpu=1,
     log:
@@ -228,7 +235,8 @@ rule infer_seg:
     params:
         cfg=method_params("infer_seg"),
         set=method_set,
-    threads: 2
+    threads: THREADS
+    priority: 1   # the WSSS chain, the DAG's longest, before the SOD chain's jobs
     resources:
         gpu=1,
     log:
@@ -248,7 +256,8 @@ rule eval_seg:
         per_class=report(f"{RESULTS}/{{method}}/seg_iou.png", caption="../report/seg_iou.rst", category="WSSS"),
     params:
         cfg=method_params("eval_seg"),
-    threads: 2
+    threads: THREADS
+    priority: 1   # the WSSS chain, the DAG's longest, before the SOD chain's jobs
     log:
         "logs/{method}/eval_seg.log",
     benchmark:
