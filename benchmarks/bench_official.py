@@ -219,7 +219,7 @@ def training_steps(seam_dir: str, psa_dir: str | None, size: int, batch: int, re
         label = "SEAM training step (ER, PCM, ECR + OHEM)" if name == "seam" else "CAM training step (psa train_cls)"
         rows.append(row(f"{label}, ResNet-38d, batch {batch}, {size}²", batch, "img", timed["ours"],
                         timed["official"], bf16_target() if name == "seam" else 1.0, precision,
-                        "the official code in fp32; " + bound_note(results[name]["gflop"], precision)))
+                        "the official code in fp32; per image " + bound_note(results[name]["gflop"] / batch, precision)))
     results["rows"] = rows
     return results
 
