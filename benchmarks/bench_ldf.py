@@ -8,7 +8,8 @@ synthetic ones), PNGs written; beside it the official ``utils.split_map`` run un
 ``--ldf-dir`` (arguments only), in one process and in a pool of 2 over two halves of the masks.
 Network: this project's LDF (ResNet-50, random weights) forward at 352², batch 1, in fp32,
 fp32 channels-last and — where the CPU has native bf16 — bf16 autocast + channels-last; one SGD
-step of the six-term loss at batch 4 (352², fp32). With ``--ldf-dir`` the official ``train-fine/net.py``
+step of the six-term loss at batch 4 (352²) in fp32 and, where the CPU has native bf16, as the engine runs it
+(bf16 autocast + channels-last). With ``--ldf-dir`` the official ``train-fine/net.py``
 (weijun88/LDF@d49ff02) is
 timed the same way (its ResNet file ``res/resnet50-19c8e357.pth`` is stood in by random torchvision
 weights in a temporary copy). Anchors: the official code (weijun88/LDF@d49ff02) measured on another machine
@@ -18,6 +19,7 @@ whether other work shared the machine.
 """
 
 import argparse
+import copy
 import importlib.util
 import json
 import os
@@ -35,9 +37,9 @@ import torch
 from wsss.data.decouple import decouple_dir
 from wsss.losses import ldf_loss
 from wsss.nets.ldf import build_ldf, parameter_count
-from wsss.runtime import cpu_has_bf16
+from wsss.runtime import Runtime, cpu_has_bf16, pick_runtime
 
-from timing import bf16_target, in_turns, row
+from timing import bf16_target, bound_note, counted_gflop, in_turns, row
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -152,15 +154,18 @@ def forward_seconds(net, precision: str, channels_last: bool, repeats: int, size
     return round(median_seconds(forward_call(net, precision, channels_last, size), repeats), 4)
 
 
-def train_step(net, batch: int = 4, size: int = 352):
-    """One SGD step of the six-term loss at ``batch``, as a closure."""
-    net = net.to(memory_format=torch.contiguous_format).train()
+def train_step(net, runtime: Runtime, batch: int = 4, size: int = 352):
+    """One SGD step of the six-term loss at ``batch`` in ``runtime``'s precision and layout (as the engine runs
+    it: the loss under autocast, the inputs in the network's memory format), as a closure."""
+    net = runtime.prepare(net.to(memory_format=torch.contiguous_format)).train()
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
     target = (torch.rand(batch, 1, size, size) > 0.5).float()
-    data = {"image": torch.randn(batch, 3, size, size), "mask": target, "body": target * 0.7, "detail": target * 0.2}
+    data = {key: runtime.batch(value) for key, value in
+            {"image": torch.randn(batch, 3, size, size), "mask": target, "body": target * 0.7, "detail": target * 0.2}.items()}
 
     def step():
-        loss = ldf_loss(net, data)["loss"]
+        with runtime.autocast():
+            loss = ldf_loss(net, data)["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -181,19 +186,29 @@ def network(ldf_dir: Path | None, repeats: int, work: Path) -> dict:
         figures[f"{name}_forward_352_fp32_channels_last_s"] = forward_seconds(net, "fp32", True, repeats)
         if cpu_has_bf16():
             figures[f"{name}_forward_352_bf16_channels_last_s"] = forward_seconds(net, "bf16", True, repeats)
-    batch = 4
-    steps = in_turns({name: train_step(net, batch) for name, net in nets.items()}, max(repeats - 1, 1))
+    batch, auto, fp32 = 4, pick_runtime("cpu", "auto"), pick_runtime("cpu", "fp32")
+    contenders = {"ours": train_step(ours, fp32, batch)}
+    if auto.precision != "fp32":   # the step the engine runs on this CPU, on a copy of the same weights
+        contenders[f"ours_{auto.precision}"] = train_step(copy.deepcopy(ours), auto, batch)
+    if "official" in nets:
+        contenders["official"] = train_step(nets["official"], fp32, batch)
+    steps = in_turns(contenders, max(repeats - 1, 1))
     for name, seconds in steps.items():
-        figures[f"{name}_train_step_batch4_352_fp32_s_per_image"] = round(seconds["median_s"] / batch, 4)
+        precision = name.split("_")[1] if "_" in name else "fp32"
+        figures[f"{name.split('_')[0]}_train_step_batch4_352_{precision}_s_per_image"] = round(seconds["median_s"] / batch, 4)
     if "official" in nets:   # the rows of the ratio table: ours at the runtime's pick, the official code in fp32
-        auto = "bf16" if cpu_has_bf16() else "fp32"
-        forward = in_turns({"ours": forward_call(ours, auto, auto == "bf16"),
-                            "official": forward_call(nets["official"], "fp32", False)}, repeats)
+        auto = auto.precision
+        step_auto = steps.get(f"ours_{auto}", steps["ours"])
+        ours_forward = forward_call(ours, auto, auto == "bf16")
+        forward = in_turns({"ours": ours_forward, "official": forward_call(nets["official"], "fp32", False)}, repeats)
+        figures["forward_352_gflop"] = round(counted_gflop(ours_forward), 1)
         figures["rows"] = [
             row("LDF forward 352², batch 1 (ResNet-50)", 1, "img", forward["ours"], forward["official"], bf16_target(),
-                auto + (" + channels-last" if auto == "bf16" else ""), "the official code in fp32, as it runs"),
-            row("LDF training step, batch 4, 352²", batch, "img", steps["ours"], steps["official"], 1.0, "fp32",
-                "both fp32, SGD as LDF's train.py")]
+                auto + (" + channels-last" if auto == "bf16" else ""),
+                "the official code in fp32, as it runs; " + bound_note(figures["forward_352_gflop"], auto)),
+            row("LDF training step, batch 4, 352²", batch, "img", step_auto, steps["official"], 1.0,
+                auto + (" + channels-last" if auto == "bf16" else ""),
+                f"the official code in fp32, as it runs; ours in fp32 {steps['official']['median_s'] / steps['ours']['median_s']:.2f}×")]
     return figures
 
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from parity import (PRESENT, SEAM_NET, cpu_shims, multi_hot, official_lines, official_module, official_seam_cam, ours,
                     run_official, settings_of, synthetic_features, synthetic_image)
-from timing import bf16_target, in_turns, machine, row
+from timing import bf16_target, bound_note, counted_gflop, in_turns, machine, row
 
 from wsss.engine import TrainSettings, build_optimizer
 from wsss.infer.crf import dense_crf
@@ -111,28 +111,6 @@ def cluster(sccam_dir: str, rows: int, dims: int, repeats: int) -> dict:
     return {"features": [rows, dims], "clusters": settings.clusters, "n_init": settings.kmeans_n_init, "timed": timed,
             "row": row(f"SC-CAM k-means, {rows}×{dims} features, K {settings.clusters}", 1, "round",
                        timed["ours"], timed["official"], 1.0, "fp32 features", "scikit-learn in both")}
-
-
-def matmul_rate(precision: str, size: int = 2048, repeats: int = 3) -> float:
-    """GFLOP/s of a ``size``² matmul in ``precision`` (the FLOP bound of a network row)."""
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    seconds = in_turns({"matmul": lambda: a @ b}, repeats)["matmul"]["median_s"]
-    return 2 * size ** 3 / seconds / 1e9
-
-
-def counted_gflop(work) -> float:
-    """GFLOP that ``work()`` runs (torch's FLOP counter: convolutions and matmuls, forward and backward)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        work()
-    return counter.get_total_flops() / 1e9
-
-
-def bound_note(gflop: float, precision: str) -> str:
-    rate = matmul_rate("bf16" if precision.startswith("bf16") else "fp32")
-    return f"{gflop:.0f} GFLOP at the {rate:.0f} GFLOP/s of a {precision.split()[0]} matmul: bound {gflop / rate:.1f} s"
 
 
 def cam(seam_dir: str, size: tuple[int, int], repeats: int) -> dict:
@@ -258,11 +236,14 @@ def walk(psa_dir: str, size: tuple[int, int], repeats: int) -> dict:
                 return random_walk_scores(model, image, cams, cfg, runtime)
 
         timed = in_turns({"ours": mine, "official": official_walk}, repeats)
+        gflop = counted_gflop(mine)   # the network's convolutions (the sparse walk is not counted)
     precision = runtime.precision + (" + channels-last" if runtime.channels_last else "")
     return {"image": list(size), "logt": cfg.logt, "walk": cfg.walk, "pairs": cfg.pairs, "timed": timed,
+            "gflop": round(gflop, 1),
             "row": row(f"AffinityNet + random walk, ResNet-38d, {size[1]}×{size[0]}, t = 2^{cfg.logt}", 1, "img",
                        timed["ours"], timed["official"], 5.0, f"{precision}, walk {cfg.walk}",
-                       "the official code in fp32, its dense T·T squarings")}
+                       "the official code in fp32, its dense T·T squarings; the network alone: "
+                       + bound_note(gflop, precision))}
 
 
 def main() -> None:

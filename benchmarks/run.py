@@ -5,7 +5,9 @@
 
 Runs each ``benchmarks/bench_*.py`` (or those of ``--only``) in its own process (so one's imports and threads do
 not colour another's figures), merges their JSON under the script's name into ``--out``, and prints the rows
-that the scripts measured beside the official code (their ``ratios``) as one Markdown table, with the CPU.
+that the scripts measured beside the official code (their ``ratios``) as one Markdown table, with the CPU and its
+2048² matmul rate in fp32 and (where native) bf16: their ratio caps the speed-up of a FLOP-bound row run in bf16
+against official code in fp32.
 """
 
 import argparse
@@ -14,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from timing import machine, markdown
+from timing import machine, markdown, matmul_rate
 
 HERE = Path(__file__).resolve().parent
 
@@ -31,6 +33,8 @@ def main() -> None:
     checkouts = {"seam": args.seam_dir, "ldf": args.ldf_dir, "sccam": args.sccam_dir, "psa": args.psa_dir}
     wanted = {"bench_evaluate.py": ["seam"], "bench_ldf.py": ["ldf"], "bench_official.py": ["seam", "sccam", "psa"]}
     host = machine()
+    precisions = ("fp32", "bf16") if host["bf16"] else ("fp32",)
+    host["matmul_gflops"] = {precision: round(matmul_rate(precision)) for precision in precisions}
     report, rows = {"machine": host}, []
     scripts = sorted(HERE.glob("bench_*.py"))
     for script in scripts if not args.only else [HERE / f"bench_{name}.py" for name in args.only]:

@@ -95,6 +95,28 @@ def bf16_target(avx512: float = 2.5, amx: float = 4.0) -> float:
     return amx if "amx_bf16" in flags else avx512 if cpu_has_bf16() else 1.0
 
 
+def matmul_rate(precision: str, size: int = 2048, repeats: int = 3) -> float:
+    """GFLOP/s of a ``size``² matmul in ``precision`` (the FLOP bound of a network row)."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    seconds = in_turns({"matmul": lambda: a @ b}, repeats)["matmul"]["median_s"]
+    return 2 * size ** 3 / seconds / 1e9
+
+
+def counted_gflop(work) -> float:
+    """GFLOP that ``work()`` runs (torch's FLOP counter: convolutions and matmuls, forward and backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        work()
+    return counter.get_total_flops() / 1e9
+
+
+def bound_note(gflop: float, precision: str) -> str:
+    rate = matmul_rate("bf16" if precision.startswith("bf16") else "fp32")
+    return f"{gflop:.0f} GFLOP at the {rate:.0f} GFLOP/s of a {precision.split()[0]} matmul: bound {gflop / rate:.3g} s"
+
+
 def row(benchmark: str, unit_count: float, unit: str, ours: dict, official: dict, target: float,
         precision: str, note: str = "") -> dict:
     """One line of the ratio table: ``unit_count`` units (images, steps) per timed call of each side."""
@@ -110,7 +132,9 @@ def markdown(rows: list[dict], host: dict) -> str:
     """The ratio table, with the machine it ran on above it."""
     lines = [f"CPU: {host['cpu']}, {host['cores']} cores, flags {' '.join(host['flags']) or 'none of interest'}; "
              f"torch {host['torch']} ({host['torch_cpu_capability']}, {host['torch_threads']} threads); "
-             f"load average {host['load_average']} at the start.", "",
+             f"load average {host['load_average']} at the start."
+             + ("".join(f" A 2048² {precision} matmul: {rate} GFLOP/s." for precision, rate in host["matmul_gflops"].items())
+                if "matmul_gflops" in host else ""), "",
              "| benchmark | precision (ours) | ours | official | speed-up | target | met | peak MB ours / official | note |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -11,7 +12,7 @@ from conftest import TINY_SPLITS, TINY_VOC, tiny_mask, write_sbd, write_voc_tree
 from wsss.data import voc
 from wsss.data.classes import VOC_CLASSES
 from wsss.errors import DatasetError
-from wsss.io import read_label_png, save_label_png
+from wsss.io import read_label_png, save_label_png, unfiltered_png
 
 
 def onehot(*names):
@@ -265,3 +266,35 @@ def test_real_xml_labels_differ_from_mask_labels_818_times(shared_voc):
     assert len(differing) == 818  # the data README: the XML lists objects the SBD masks do not segment
     # all but one add classes to the mask's; val image 2008_005245 has a segmented person its XML lacks
     assert [k for k in differing if (from_masks[k] > seam[k]).any()] == ["2008_005245"]
+
+
+def test_label_pngs_read_by_zlib_equal_pil_and_others_fall_back(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 21, (37, 53), dtype=np.uint8)
+    labels[:5] = 255
+    save_label_png(tmp_path / "palette.png", labels)
+    Image.fromarray(labels, mode="L").save(tmp_path / "grey.png")
+    assert unfiltered_png((tmp_path / "palette.png").read_bytes()) is not None   # this project's writer: the fast path
+    for name in ("palette", "grey"):
+        np.testing.assert_array_equal(read_label_png(tmp_path / f"{name}.png"), labels)
+    # filtered rows (PIL and cv2 filter grey PNGs), 16-bit and truncated files go through PIL as before
+    smooth = np.add.outer(np.arange(37), np.arange(53)).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "filtered.png"), smooth)
+    assert unfiltered_png((tmp_path / "filtered.png").read_bytes()) is None
+    np.testing.assert_array_equal(read_label_png(tmp_path / "filtered.png"), smooth)
+    Image.fromarray(labels.astype(np.uint16)).save(tmp_path / "deep.png")
+    assert unfiltered_png((tmp_path / "deep.png").read_bytes()) is None
+    data = (tmp_path / "palette.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[:len(data) // 2])
+    assert unfiltered_png((tmp_path / "cut.png").read_bytes()) is None
+    with pytest.raises(DatasetError, match="cut.png"):
+        read_label_png(tmp_path / "cut.png")
+    with pytest.raises(DatasetError, match="gone.png: label PNG missing"):
+        read_label_png(tmp_path / "gone.png")
+
+
+def test_real_label_pngs_read_by_zlib_equal_pil(shared_voc):
+    for path in sorted((shared_voc / "SegmentationClassAug").glob("*.png"))[::400]:
+        assert unfiltered_png(path.read_bytes()) is not None
+        with Image.open(path) as image:
+            np.testing.assert_array_equal(read_label_png(path), np.asarray(image))

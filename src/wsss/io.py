@@ -17,6 +17,8 @@ import fcntl
 import json
 import os
 import shutil
+import struct
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -33,13 +35,15 @@ RESUME_KEY = ".resume-key"     # in a partial folder: what it was written for
 def check_output_path(path: str | Path) -> Path:
     """``path`` if an output may be written there; else an :class:`OutputError` that says why."""
     path = Path(path)
-    cwd = Path.cwd().resolve()
-    if path.name in ("", ".", "..") or path.resolve() in (cwd, *cwd.parents):
+    real, cwd = os.path.realpath(path), os.path.realpath(os.getcwd())
+    if path.name in ("", ".", "..") or real == cwd or cwd.startswith(real.rstrip(os.sep) + os.sep):
         raise OutputError(f"{str(path)!r} is not an output path: it names the current folder or one above it; "
                           "give the name of the file or folder to write")
-    for ancestor in path.absolute().parents:
-        if ancestor.exists() and not ancestor.is_dir():
-            raise OutputError(f"{path}: cannot write here, {ancestor} is a file, not a folder")
+    for ancestor in path.absolute().parents:   # nearest first: above an existing folder every ancestor is one
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise OutputError(f"{path}: cannot write here, {ancestor} is a file, not a folder")
+            break
     return path
 
 
@@ -202,6 +206,46 @@ def save_label_png(path: str | Path, labels: np.ndarray) -> None:
     image.save(path, optimize=False)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def unfiltered_png(data: bytes) -> np.ndarray | None:
+    """The HxW uint8 values of an 8-bit palette (indices) or grey, non-interlaced PNG whose rows all use filter
+    type 0, decoded with zlib alone; None for any other content (another format or depth, filtered rows, a
+    truncated or corrupt stream), which a full decoder must then read."""
+    if not data.startswith(PNG_SIGNATURE):
+        return None
+    position, compressed, shape = len(PNG_SIGNATURE), [], None
+    while position + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, position)
+        body = data[position + 8:position + 8 + length]
+        if len(body) != length:
+            return None
+        if kind == b"IHDR":
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            if depth != 8 or colour not in (0, 3) or interlace:
+                return None
+            shape = (height, width)
+        elif kind == b"IDAT":
+            compressed.append(body)
+        elif kind == b"IEND":
+            break
+        position += 12 + length
+    if shape is None or not compressed:
+        return None
+    try:
+        raw = zlib.decompress(b"".join(compressed))
+    except zlib.error:
+        return None
+    height, width = shape
+    if len(raw) != height * (width + 1):
+        return None
+    rows = np.frombuffer(raw, np.uint8).reshape(height, width + 1)
+    if rows[:, 0].any():   # a row with a filter (Sub, Up, Average, Paeth) needs the full decoder
+        return None
+    return np.ascontiguousarray(rows[:, 1:])
+
+
 @contextmanager
 def _open_image(path: str | Path, kind: str, unreadable: str) -> Iterator[Image.Image]:
     """The PIL image of ``path``, decoded in the block; a missing file (``<path>: <kind> missing``) or one that
@@ -254,7 +298,18 @@ def read_grey_uint8(path: str | Path) -> np.ndarray:
 
 
 def read_label_png(path: str | Path) -> np.ndarray:
-    """Read a label PNG as class indices (PIL, never OpenCV: palette colours are not indices)."""
+    """Read a label PNG as class indices (never OpenCV: palette colours are not indices).
+
+    The PNGs of VOC, SBD and this project's writers (8-bit palette or grey, every row unfiltered) are decoded by
+    zlib alone (:func:`unfiltered_png`, half PIL's time); every other PNG, and any file that does not parse as
+    one, goes through PIL, which names what is wrong.
+    """
+    try:
+        labels = unfiltered_png(Path(path).read_bytes())
+    except OSError:
+        labels = None
+    if labels is not None:
+        return labels
     with _open_image(path, "label PNG", "cannot read label PNG") as image:
         if image.mode not in ("P", "L"):
             raise DatasetError(f"{path}: label PNG has mode {image.mode}; "

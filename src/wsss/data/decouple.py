@@ -52,17 +52,18 @@ def decouple(mask: np.ndarray, variant: str = "code", exact_edt: bool = False) -
             distance = ndimage.distance_transform_edt(blurred).astype(np.float32)
         else:
             distance = cv2.distanceTransform(blurred, cv2.DIST_L2, 5)
-        body = np.sqrt(distance)
+        body = np.sqrt(distance, out=distance)
     else:  # no zero pixel: every distance is "infinite", so the whole image is body
         body = np.ones(mask.shape, np.float32)
     if variant == "paper":
         body *= mask > 127
     peak = body.max()
-    if peak > 0:
-        body = np.floor(body / peak * 255)
+    if peak > 0:   # floor(body / peak * 255) in float32, in place
+        body /= peak
+        body *= 255
+        np.floor(body, out=body)
     body = body.astype(np.uint8)
-    detail = np.clip(mask.astype(np.int16) - body, 0, 255).astype(np.uint8)
-    return Decoupled(body, detail)
+    return Decoupled(body, cv2.subtract(mask, body))   # saturating: mask − body clipped at 0
 
 
 def edge_map(mask: np.ndarray, width: int = 1) -> np.ndarray:
