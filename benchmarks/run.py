@@ -21,6 +21,11 @@ from timing import machine, markdown, matmul_rate
 HERE = Path(__file__).resolve().parent
 
 
+def last_json(stdout: str) -> dict:
+    """The JSON report a script prints last (the official code it runs may print lines before it)."""
+    return json.loads(stdout if stdout.startswith("{") else stdout[stdout.rindex("\n{\n") + 1:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seam-dir", type=Path, help="a checkout of YudeWang/SEAM (evaluation.py, crf_inference)")
@@ -40,11 +45,14 @@ def main() -> None:
     for script in scripts if not args.only else [HERE / f"bench_{name}.py" for name in args.only]:
         extra = [item for name in wanted.get(script.name, []) if checkouts[name]
                  for item in (f"--{name}-dir", str(checkouts[name]))]
-        done = subprocess.run([sys.executable, str(script), *extra], capture_output=True, text=True, check=True)
-        report[script.stem.removeprefix("bench_")] = figures = json.loads(done.stdout)
+        done = subprocess.run([sys.executable, str(script), *extra], capture_output=True, text=True,
+                              cwd=HERE.parent)   # the repository root: the scripts read its params.yaml
+        if done.returncode:
+            raise SystemExit(f"{script.name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        report[script.stem.removeprefix("bench_")] = figures = last_json(done.stdout)
         rows += figures.get("ratios", [])
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=2))
+        if args.out:   # after every script: a later failure keeps what was measured
+            args.out.write_text(json.dumps(report, indent=2))
     print(markdown(rows, host))
 
 
