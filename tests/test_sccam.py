@@ -48,6 +48,10 @@ def test_kmeans_finds_the_known_clusters_of_each_parent_class():
         assert same_partition(assigned.tolist(), blob[rows].tolist())
     again = cluster_assignments(features, parents, clusters=2, n_init=10, seed=0)
     assert all(np.array_equal(again[c][1], assignments[c][1]) for c in assignments)  # seeded
+    forked = cluster_assignments(features, parents, clusters=2, n_init=10, seed=0, workers=2)
+    assert sorted(forked) == [0, 1]
+    assert all(np.array_equal(forked[c][0], assignments[c][0]) and np.array_equal(forked[c][1], assignments[c][1])
+               for c in assignments)   # the classes in two processes: the same labels
 
 
 def test_labels_are_multi_hot_at_parent_times_k_plus_cluster_one_row_per_image():

@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
             section = {"train-seg": "train_seg", "train-aff": "affinity"}[command]
             stage.add_argument("--classifier", type=Path,
                                help=f"the trained classifier whose backbone starts the network ({section}.weights: classifier)")
-        stage.add_argument("--workers", type=_workers, default=1, help="processes (inference, CRF, decoupling)")
+        stage.add_argument("--workers", type=_workers, default=1, help="processes (inference, CRF, decoupling, k-means)")
         _config_args(stage)
     commands.choices["train-cls"].add_argument("--labels", type=Path,
                                                help="SC-CAM: the round's sub-category labels (the cluster stage's)")

@@ -66,13 +66,14 @@ rule cluster:
     params:
         cfg=lambda wildcards: rule_params(round_job(wildcards)[0], "cluster"),
         set=lambda wildcards: round_job(wildcards)[1],
+    threads: THREADS
     log:
         "logs/{method}/round{round}/cluster.log",
     benchmark:
         "logs/benchmark/{method}/round{round}/cluster.tsv"
     shell:
         "wsss cluster --voc {input.voc} --features {input.features} --out {output.labels} --plot {output.plot}"
-        " {params.set} > {log} 2>&1"
+        " --workers {threads} {params.set} > {log} 2>&1"
 
 
 def sccam_ablation_inputs(wildcards):

@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     with config_stage_run(cfg, "cluster", pipeline="wsss", method=cfg.method, data_paths=(str(args.voc),),
                           tags=round_tag) as tracked:
         assignments = cluster_assignments(normalised(features, settings.feature_norm), parent_labels,
-                                          settings.clusters, settings.kmeans_n_init, settings.kmeans_seed)
+                                          settings.clusters, settings.kmeans_n_init, settings.kmeans_seed,
+                                          workers=args.workers)
         labels = subcategory_labels(assignments, len(ids), settings.clusters)
         save_subcategories(args.out, ids, labels, settings.clusters)
         plot_cluster_examples(assignments, ids, voc.root, args.plot, seed=settings.kmeans_seed)
