@@ -204,12 +204,12 @@ def network(ldf_dir: Path | None, repeats: int, work: Path) -> dict:
     if "official" in nets:   # the rows of the ratio table: ours at the runtime's pick, the official code in fp32
         auto = auto.precision
         step_auto, in_fp32 = steps[auto], steps["fp32"]
-        ours_forward = forward_call(ours, auto, auto == "bf16")
+        ours_forward = forward_call(pick_runtime("cpu", auto).prepare_inference(copy.deepcopy(ours)), auto, auto == "bf16")
         forward = in_turns({"ours": ours_forward, "official": forward_call(nets["official"], "fp32", False)}, repeats)
         figures["forward_352_gflop"] = round(counted_gflop(ours_forward), 1)
         figures["rows"] = [
             row("LDF forward 352², batch 1 (ResNet-50)", 1, "img", forward["ours"], forward["official"], bf16_target(),
-                auto + (" + channels-last" if auto == "bf16" else ""),
+                auto + (" + channels-last, BN folded, bf16 weights" if auto == "bf16" else ", BN folded"),
                 "the official code in fp32, as it runs; " + bound_note(figures["forward_352_gflop"], auto)),
             row("LDF training step, batch 4, 352²", batch, "img", step_auto["ours"], step_auto["official"], 1.0,
                 auto + (" + channels-last" if auto == "bf16" else ""),

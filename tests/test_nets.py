@@ -318,3 +318,36 @@ def test_trained_weights_of_another_network_or_a_broken_file_name_the_file(tmp_p
     with pytest.raises(ValueError, match=r"broken\.pt: not a readable state dict"):
         load_trained(CAMNet(build_backbone("tiny")), broken)
     assert not load_trained(CAMNet(build_backbone("tiny")), cam_weights).training
+
+
+@pytest.mark.parametrize("build", [
+    lambda: CAMNet(build_backbone("small")),                 # BasicBlock pairs and Sequential stem/shortcuts
+    lambda: CAMNet(build_backbone("resnet50")),              # torchvision's stem and Bottleneck pairs
+    lambda: __import__("wsss.nets.ldf", fromlist=["build_ldf"]).build_ldf("small", width=16),
+    lambda: CAMNet(build_backbone("efficientnet_lite0")),    # timm's BN + activation: left as it is
+])
+def test_folding_batchnorm_into_its_conv_keeps_the_eval_outputs(build):
+    from wsss.nets.base import fold_batchnorm
+
+    def batchnorms(net):
+        kinds = [type(m) for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        return kinds.count(torch.nn.BatchNorm2d), len(kinds)
+
+    net = randomized(build()).eval()
+    x = image(64, batch=2)
+    plain, every = batchnorms(net)
+    with torch.no_grad():
+        expected = net(x)
+        got = fold_batchnorm(net)(x)
+    assert batchnorms(net) == (0, every - plain)
+    assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()
+
+
+def test_freezing_is_configuration():
+    from wsss.config import load_config
+    from wsss.nets.registry import build_network
+
+    cfg = load_config("params.yaml", ["profile=lite", "train_cls.frozen_bn=false", "train_cls.frozen_stages=1"])
+    backbone = build_network("cam", cfg).backbone
+    assert (backbone.frozen_bn, backbone.frozen_stages) == (False, 1)
+    assert load_config("params.yaml", ["profile=lite"]).train_cls.frozen_bn is None   # the psa/SEAM default

@@ -224,6 +224,10 @@ class EpochTraining(Section):
     momentum: Momentum
     poly_power: Float
     polyoptimizer_bug: Bool
+    # pretrained backbones: psa/SEAM freeze every BN and the first 2 stages (null: that default with weights,
+    # nothing frozen from scratch)
+    frozen_bn: Bool | None = None
+    frozen_stages: Annotated[Int, Field(ge=0, le=5)] | None = None
 
 
 class TrainClsConfig(EpochTraining):
@@ -319,6 +323,8 @@ class TrainSegConfig(Section):
     aspp_rates: Annotated[tuple[Int, ...], rule(lambda rates: len(rates) > 0 and min(rates) >= 1,
                                                 "dilations >= 1")] = (6, 12, 18, 24)
     output_stride: OutputStride = 8   # DeepLab-v2: 8
+    frozen_bn: Bool | None = None     # null: the official repos' freezing with weights (backbone BN), none from scratch
+    frozen_stages: Annotated[Int, Field(ge=0, le=5)] | None = None
 
 
 class InferSegConfig(CRFKernels):

@@ -38,7 +38,7 @@ def _input(image: np.ndarray, size: int, runtime: Runtime, model: torch.nn.Modul
 def predict_dir(model: torch.nn.Module, pairs: list[tuple[str, Path, Path]], out_dir: str | Path, size: int,
                 runtime: Runtime, maps: str = "saliency", progress: bool = True) -> dict:
     """Write the maps of every (name, image, mask) into ``out_dir``, skipping those already there; return throughput."""
-    model = runtime.prepare(model.eval())
+    model = runtime.prepare_inference(model)
     start = time.perf_counter()
     folders = {kind: Path(out_dir) / kind for kind in MAPS} if maps == "decoupled" else {"saliency": Path(out_dir)}
     for folder in folders.values():

@@ -89,6 +89,8 @@ class TorchvisionResNet(_ResNetLevels):
     Stages: conv1+bn1, layer1..layer4; irn freezes conv1/bn1 and (by detaching) layer1.
     """
 
+    conv_bn_pairs = (("conv1", "bn1"),)
+
     def __init__(self, depth: int, output_stride: int = 8):
         super().__init__()
         import torchvision
@@ -114,6 +116,8 @@ class BasicBlock(nn.Module):
     The second BN starts at zero, so every block starts as the identity (Goyal et al. 2017), which
     makes training from scratch stable.
     """
+
+    conv_bn_pairs = (("conv1", "bn1"), ("conv2", "bn2"))
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1):
         super().__init__()

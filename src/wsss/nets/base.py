@@ -117,3 +117,31 @@ def load_weights(module: nn.Module, path: str | Path) -> WeightsReport:
         raise ValueError(f"{path}: none of its {len(state)} tensors is a {type(module).__name__} parameter "
                          f"(file keys {list(state)[:3]}, expected keys like {expected}): wrong file?")
     return report
+
+
+def _conv_bn_pairs(module: nn.Module) -> list[tuple[str, str]]:
+    """The (conv, BN) child names of ``module`` whose forward applies the BN straight to the conv's output:
+    consecutive children of an ``nn.Sequential``, the ``conv{i}``/``bn{i}`` of torchvision's ResNet blocks and
+    of modules that list theirs in ``conv_bn_pairs``."""
+    from torchvision.models import resnet
+
+    if isinstance(module, nn.Sequential):
+        names = list(module._modules)
+        return list(zip(names, names[1:]))
+    if isinstance(module, (resnet.BasicBlock, resnet.Bottleneck)):
+        return [(f"conv{i}", f"bn{i}") for i in (1, 2, 3)]
+    return list(getattr(module, "conv_bn_pairs", ()))
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """``module`` in eval mode with every BatchNorm that directly follows a conv folded into it, in place:
+    ``γ(Wx + b − μ)/√(σ² + ε) + β`` is one conv, so inference runs one kernel where it ran two. BN subclasses
+    (timm's BN + activation) and BNs whose input is not known to be a conv's output are left as they are."""
+    module.eval()
+    for parent in list(module.modules()):
+        for conv_name, bn_name in _conv_bn_pairs(parent):
+            conv, bn = getattr(parent, conv_name, None), getattr(parent, bn_name, None)
+            if type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d and bn.track_running_stats:
+                setattr(parent, conv_name, torch.nn.utils.fusion.fuse_conv_bn_eval(conv, bn))
+                setattr(parent, bn_name, nn.Identity())
+    return module

@@ -27,7 +27,8 @@ def _classifier_backbone(cfg: Config, weights: str):
     from wsss.nets.backbones import build_backbone
 
     settings = cfg.train_cls
-    return build_backbone(settings.backbone, weights, output_stride=settings.output_stride)
+    return build_backbone(settings.backbone, weights, output_stride=settings.output_stride,
+                          frozen_bn=settings.frozen_bn, frozen_stages=settings.frozen_stages)
 
 
 def _build_cam(cfg: Config, weights: str) -> nn.Module:
@@ -48,7 +49,8 @@ def _build_affinity(cfg: Config, weights: str) -> nn.Module:
     from wsss.nets.backbones import build_backbone
 
     settings = cfg.affinity
-    return AffinityNet(build_backbone(settings.backbone, weights, output_stride=settings.output_stride))
+    return AffinityNet(build_backbone(settings.backbone, weights, output_stride=settings.output_stride,
+                                      frozen_bn=settings.frozen_bn, frozen_stages=settings.frozen_stages))
 
 
 def _build_sccam(cfg: Config, weights: str) -> nn.Module:
@@ -62,7 +64,8 @@ def _build_deeplab(cfg: Config, weights: str) -> nn.Module:
 
     settings = cfg.train_seg
     return build_segmenter(settings.arch, settings.backbone, weights, output_stride=settings.output_stride,
-                           aspp_rates=settings.aspp_rates)
+                           aspp_rates=settings.aspp_rates, frozen_bn=settings.frozen_bn,
+                           frozen_stages=settings.frozen_stages)
 
 
 def _build_ldf(cfg: Config, weights: str) -> nn.Module:
