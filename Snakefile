@@ -9,7 +9,7 @@ from snakemake.utils import min_version, validate
 
 from wsss.config import round_method
 from wsss.nets.registry import NETWORKS
-from wsss.workflow import method_workflow_configs, rule_params, shell_overrides, typed_config, workflow_config
+from wsss.workflow import SELECTORS, method_workflow_configs, rule_params, shell_overrides, typed_config, workflow_config
 
 min_version("9.0")
 
@@ -20,7 +20,7 @@ validate(typed_config(config), "workflow/schemas/config.schema.json")
 
 COMMAND_LINE = workflow.config_settings.overwrite_config  # the --config entries alone
 CFG, OVERRIDES = workflow_config(config, command_line=COMMAND_LINE)
-SET = shell_overrides([item for item in OVERRIDES if not item.startswith("method=")])  # method rules add their own
+SET = shell_overrides([item for item in OVERRIDES if item.split("=", 1)[0] not in SELECTORS])  # method rules add theirs
 THREADS = CFG.runtime.threads   # of every job; the WSSS rules' priority starts its chain, the longest, first
 METHODS = method_workflow_configs(config, command_line=COMMAND_LINE)  # name -> (its Config, its --set flags)
 os.environ.setdefault("WSSS_PIPELINE_ID", uuid.uuid4().hex)

@@ -73,6 +73,8 @@ def test_snakemake_builds_then_does_nothing_then_reruns_only_what_a_param_touche
     ablation = json.loads((project / "results/synthetic-sod/ldf_ablation.json").read_text())
     assert set(ablation["rows"]) == {"body_detail", "body_edge", "saliency_detail", "saliency_edge"}
     assert planned_rules(project) == set()
+    assert planned_rules(project, "results/voc_miou.json", "--config", "pseudo=rw") == {
+        "aff_labels", "train_aff", "infer_rw", "eval_pseudo", "train_seg", "infer_seg", "eval_seg", "summarize_voc"}
 
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["synth_sod"]["seed"] = 7

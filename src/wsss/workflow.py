@@ -33,7 +33,7 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "aff_labels": ("crf",),
     "train_aff": ("seed", "runtime.precision", *(f"affinity.{key}" for key in (
         "backbone", "weights", "output_stride", "crop", "batch", "epochs", "lr", "weight_decay", "momentum",
-        "poly_power", "polyoptimizer_bug", "color_jitter", "radius", "pairs"))),
+        "poly_power", "polyoptimizer_bug", "frozen_bn", "frozen_stages", "color_jitter", "radius", "pairs"))),
     "infer_rw": ("runtime.precision", "affinity", "crf"),
     "eval_cam": ("evaluate",),
     "eval_pseudo": ("evaluate",),
@@ -53,6 +53,9 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "seam_ablation": ("seam_ablation",),
     "sccam_ablation": ("sccam_ablation",),
 }
+# Keys that choose what the DAG builds (the method of results/voc_miou.json, DeepLab's pseudo labels), not how a
+# stage computes: left out of the stages' --set flags, so that changing one reruns only what depends on it.
+SELECTORS = ("method", "pseudo")
 # What `wsss dag dvc` declares by default: the pipeline (`rule all`) and the SEAM and SC-CAM ablations.
 DVC_TARGETS = ("all", "seam_ablation", "sccam_ablation")
 
@@ -129,25 +132,28 @@ def method_workflow_configs(snakemake_config: dict, params_file: str | Path = "p
                             command_line: dict | None = None) -> dict[str, tuple[Config, str]]:
     """Per method folder name: its resolved configuration and the ``--set`` flags that select it.
 
-    Every method's flags are the run's overrides without ``method=`` plus ``method=<name>``, so choosing
-    another method for ``results/voc_miou.json`` (``--config method=seam``) leaves the other methods' jobs alone.
+    Every method's flags are the run's overrides without the selectors ``method=`` and ``pseudo=`` plus
+    ``method=<name>``: choosing another method for ``results/voc_miou.json`` (``--config method=seam``) or other
+    pseudo labels for DeepLab (``--config pseudo=rw``) leaves the jobs that do not depend on the choice alone
+    (Snakemake reruns a job whose flags changed); the configuration still holds ``pseudo``.
     A method trained in rounds (SC-CAM) also has one folder per earlier round ``r``, ``<name>_round<r>``
     (``wsss.config.round_method``), with ``sccam.round=r`` added: the chain's rules then train, infer and
     score every round as a method of its own.
     """
     on_disk = read_params(params_file)
     _, overrides = workflow_config(snakemake_config, params_file, command_line)
-    shared = [item for item in overrides if not item.startswith("method=")]
+    shared = [item for item in overrides if item.split("=", 1)[0] not in SELECTORS]
+    selected = [item for item in overrides if item.split("=", 1)[0] == "pseudo"]
     merged = deep_merge(on_disk, snakemake_config)
     configs = {}
     for name in method_names(merged):
         items = [*shared, f"method={name}"]
-        cfg = resolve(on_disk, items)
+        cfg = resolve(on_disk, [*selected, *items])
         configs[name] = cfg, shell_overrides(items)
         if NETWORKS[cfg.network].rounds:
             for r in range(1, cfg.sccam.rounds):
                 round_items = [*items, f"sccam.round={r}"]
-                configs[round_method(name, r, cfg.sccam.rounds)] = (resolve(on_disk, round_items),
+                configs[round_method(name, r, cfg.sccam.rounds)] = (resolve(on_disk, [*selected, *round_items]),
                                                                     shell_overrides(round_items))
     return configs
 

@@ -278,13 +278,14 @@ rule summarize_voc:
     params:
         cfg=rule_params(METHODS[METHOD][0], "summarize_voc"),
         set=METHODS[METHOD][1],
+        pseudo=METHODS[METHOD][0].pseudo,
     log:
         f"logs/{METHOD}/summarize_voc.log",
     benchmark:
         f"logs/benchmark/{METHOD}/summarize_voc.tsv"
     shell:
         "wsss summarize-voc --seg {input.seg} --cam {input.cam} --pseudo {input.pseudo}"
-        " --equivariance {input.equivariance} --out {output} {params.set} > {log} 2>&1"
+        " --equivariance {input.equivariance} --out {output} {params.set} --set pseudo={params.pseudo} > {log} 2>&1"
 
 
 def ablation_inputs(wildcards):
