@@ -350,4 +350,5 @@ def test_freezing_is_configuration():
     cfg = load_config("params.yaml", ["profile=lite", "train_cls.frozen_bn=false", "train_cls.frozen_stages=1"])
     backbone = build_network("cam", cfg).backbone
     assert (backbone.frozen_bn, backbone.frozen_stages) == (False, 1)
-    assert load_config("params.yaml", ["profile=lite"]).train_cls.frozen_bn is None   # the psa/SEAM default
+    assert load_config("params.yaml", ["profile=paper"]).train_cls.frozen_bn is None   # the psa/SEAM default
+    assert load_config("params.yaml", ["profile=lite"]).train_cls.frozen_bn is False
