@@ -17,8 +17,10 @@ from wsss.data.decouple import decouple, decouple_dir, edge_map
 from wsss.data.ldf import LDFTrainSet, MultiScaleCollate
 from wsss.engine import TrainSettings, build_optimizer, set_lr
 from wsss.errors import ConfigError, DatasetError
+from wsss.infer.saliency import predict_dir
 from wsss.losses import iou_loss, ldf_loss
 from wsss.nets.ldf import build_ldf, parameter_count
+from wsss.runtime import Runtime
 from wsss.stages.train_ldf import engine_settings
 
 from conftest import ROOT, run
@@ -145,6 +147,22 @@ def test_config_rejects_sizes_off_the_output_stride():
         load_config(ROOT / "params.yaml", ["ldf.train_sizes=[100]"])
     with pytest.raises(ConfigError, match="supervision"):
         load_config(ROOT / "params.yaml", ["ldf.supervision=mask_edge"])
+
+
+def test_flip_averaged_maps_are_mirror_equivariant(tmp_path):
+    torch.manual_seed(0)
+    net = build_ldf("small", width=8).eval()
+    image = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    for name, pixels in (("image", image), ("mirror", image[:, ::-1])):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), pixels[..., ::-1])
+    pairs = [(name, tmp_path / f"{name}.png", None) for name in ("image", "mirror")]
+    fp32 = Runtime(torch.device("cpu"), "fp32")
+    for flip in (False, True):
+        predict_dir(net, pairs, tmp_path / str(flip), 64, fp32, progress=False, flip=flip)
+    read = {(flip, name): cv2.imread(str(tmp_path / str(flip) / f"{name}.png"), cv2.IMREAD_GRAYSCALE)
+            for flip in (False, True) for name in ("image", "mirror")}
+    assert np.abs(read[True, "mirror"][:, ::-1].astype(int) - read[True, "image"]).max() <= 1
+    assert np.abs(read[False, "mirror"][:, ::-1].astype(int) - read[False, "image"]).max() > 1  # the net alone is not
 
 
 @pytest.fixture(scope="module")

@@ -445,6 +445,7 @@ class LDFConfig(Section):
     train_sizes: Annotated[tuple[Int, ...], Field(min_length=1), stride_multiples]
     test_size: Annotated[Int, rule(lambda size: size >= 32 and size % 32 == 0,
                                    "a multiple of 32 (the network's output stride)")]
+    test_flip: Bool                      # also predict the mirrored image and average the logits (LDF's test.py: no)
     two_stage: Bool
     supervision: Supervision
 

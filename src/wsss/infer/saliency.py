@@ -2,7 +2,7 @@
 
 Each image is normalised, resized to ``size``×``size`` (bilinear), and the logits are upsampled
 inside the network straight to the original size; ``sigmoid × 255``, rounded, is written as an
-8-bit grey PNG, each file atomically (callers make ``out_dir`` atomic). ``maps="decoupled"`` writes the second iteration's body and detail maps instead
+8-bit grey PNG (with ``flip``, of the mean logits of the image and its mirror), each file atomically (callers make ``out_dir`` atomic). ``maps="decoupled"`` writes the second iteration's body and detail maps instead
 (``body/``, ``detail/``): the coarse model's targets for the fine stage
 (weijun88/LDF@d49ff02:train-coarse/test.py:30-46).
 """
@@ -36,8 +36,9 @@ def _input(image: np.ndarray, size: int, runtime: Runtime, model: torch.nn.Modul
 
 @torch.inference_mode()
 def predict_dir(model: torch.nn.Module, pairs: list[tuple[str, Path, Path]], out_dir: str | Path, size: int,
-                runtime: Runtime, maps: str = "saliency", progress: bool = True) -> dict:
-    """Write the maps of every (name, image, mask) into ``out_dir``, skipping those already there; return throughput."""
+                runtime: Runtime, maps: str = "saliency", progress: bool = True, flip: bool = False) -> dict:
+    """Write the maps of every (name, image, mask) into ``out_dir``, skipping those already there; return throughput.
+    ``flip``: the logits are the mean of the image's and its mirror's (mirrored back)."""
     model = runtime.prepare_inference(model)
     start = time.perf_counter()
     folders = {kind: Path(out_dir) / kind for kind in MAPS} if maps == "decoupled" else {"saliency": Path(out_dir)}
@@ -49,11 +50,15 @@ def predict_dir(model: torch.nn.Module, pairs: list[tuple[str, Path, Path]], out
         image = read_rgb(image_path)
         with runtime.autocast():
             x = _input(image, size, runtime, model)
+            if flip:
+                x = torch.cat([x, x.flip(-1)])
             if maps == "decoupled":
                 outputs = model.outputs(x, image.shape[:2])
                 logits = {"body": outputs.body2, "detail": outputs.detail2}
             else:
                 logits = {"saliency": model(x, image.shape[:2])}
+        if flip:
+            logits = {kind: (value[:1].float() + value[1:].float().flip(-1)) / 2 for kind, value in logits.items()}
         for kind, value in logits.items():
             with atomic_path(folders[kind] / f"{name}.png") as tmp:
                 if not cv2.imwrite(str(tmp), to_png_values(value)):

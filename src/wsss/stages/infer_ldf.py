@@ -24,7 +24,8 @@ def run(args: argparse.Namespace) -> int:
         for name in sets:
             folder = out / name if args.maps == "decoupled" else out
             pairs = prepared_pairs(args.sod, name, role)
-            summary[name] = predict_dir(model, pairs, folder, cfg.ldf.test_size, runtime, args.maps)
+            summary[name] = predict_dir(model, pairs, folder, cfg.ldf.test_size, runtime, args.maps,
+                                        flip=cfg.ldf.test_flip)
             tracked.log_metrics({f"{name}/{key}": value for key, value in summary[name].items()
                                  if isinstance(value, (int, float))})
     print(json.dumps(summary, indent=2))
